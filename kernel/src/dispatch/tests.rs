@@ -1,0 +1,306 @@
+//! The dispatch core driven with in-memory messages and a fake backend.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use jupyter_protocol::{
+    Channel, CompleteRequest, ExecuteRequest, HistoryRequest, InterruptRequest, IsCompleteRequest,
+    JupyterMessage, JupyterMessageContent, KernelInfoRequest, ShutdownRequest,
+};
+use serde_json::{json, Value};
+
+use super::*;
+use crate::backend::{Completions, Interrupter};
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<(Channel, JupyterMessage)>>);
+
+impl Outbox for Recorder {
+    fn send(&self, channel: Channel, message: JupyterMessage) {
+        self.0.lock().unwrap().push((channel, message));
+    }
+}
+
+impl Recorder {
+    fn take(&self) -> Vec<(Channel, JupyterMessage)> {
+        std::mem::take(&mut self.0.lock().unwrap())
+    }
+}
+
+/// Scripted backend: the code names the behaviour.
+struct Fake {
+    calls: Arc<Mutex<Vec<String>>>,
+}
+
+impl Backend for Fake {
+    fn execute(&mut self, code: &str, sink: crate::backend::OutputSink<'_>) -> Result<Option<MimeBundle>, CellError> {
+        self.calls.lock().unwrap().push(code.to_string());
+        match code {
+            "print" => {
+                sink(LiveOutput::Stdout("hello\n".into()));
+                sink(LiveOutput::Stderr("careful\n".into()));
+                Ok(Some(MimeBundle::from([("text/plain".into(), "42".into())])))
+            }
+            "html" => {
+                sink(LiveOutput::Display(MimeBundle::from([("text/html".into(), "<b>x</b>".into())])));
+                Ok(None)
+            }
+            "fail" => Err(CellError::new("CompilationError", "mismatched types")),
+            _ => Ok(Some(MimeBundle::from([("text/plain".into(), code.to_string())]))),
+        }
+    }
+    fn complete(&mut self, code: &str, cursor: usize) -> Completions {
+        assert!(code.is_char_boundary(cursor));
+        Completions { matches: vec!["len".into()], start: cursor - 1, end: cursor }
+    }
+    fn inspect(&mut self, _code: &str, _cursor: usize) -> Option<MimeBundle> {
+        Some(MimeBundle::from([("text/plain".into(), "fn len(&self) -> usize".into())]))
+    }
+    fn variables(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+struct NoInterrupt(Mutex<Vec<&'static str>>);
+impl Interrupter for NoInterrupt {
+    fn interrupt(&self) -> bool {
+        self.0.lock().unwrap().push("interrupt");
+        false
+    }
+    fn terminate(&self) {
+        self.0.lock().unwrap().push("terminate");
+    }
+}
+
+fn shell() -> (Shell<Fake>, Arc<Recorder>, Arc<Mutex<Vec<String>>>) {
+    let recorder = Arc::new(Recorder::default());
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let shell = Shell::new(Fake { calls: calls.clone() }, recorder.clone(), kernel_info("1.95.0"));
+    (shell, recorder, calls)
+}
+
+fn execute(code: &str) -> JupyterMessage {
+    JupyterMessage::new(ExecuteRequest::new(code.to_string()), None)
+}
+
+/// (channel, msg_type, content) of each message, with the parent checked.
+fn summary(messages: &[(Channel, JupyterMessage)], parent: &JupyterMessage) -> Vec<(String, String, Value)> {
+    messages
+        .iter()
+        .map(|(channel, m)| {
+            assert_eq!(m.parent_header.as_ref().unwrap().msg_id, parent.header.msg_id);
+            assert_eq!(m.header.version, "5.4");
+            let content = serde_json::to_value(&m.content).unwrap();
+            (format!("{channel:?}"), m.header.msg_type.clone(), content)
+        })
+        .collect()
+}
+
+fn types(summary: &[(String, String, Value)]) -> Vec<String> {
+    summary.iter().map(|(c, t, _)| format!("{c}:{t}")).collect()
+}
+
+#[test]
+fn execute_publishes_the_whole_iopub_sequence() {
+    let (mut shell, out, _) = shell();
+    let request = execute("print");
+    assert_eq!(shell.handle(&request), Flow::Continue);
+    let s = summary(&out.take(), &request);
+    assert_eq!(
+        types(&s),
+        [
+            "IOPub:status", "IOPub:execute_input", "IOPub:stream", "IOPub:stream",
+            "IOPub:execute_result", "Shell:execute_reply", "IOPub:status"
+        ]
+    );
+    assert_eq!(s[0].2, json!({"execution_state": "busy"}));
+    assert_eq!(s[1].2, json!({"code": "print", "execution_count": 1}));
+    assert_eq!(s[2].2, json!({"name": "stdout", "text": "hello\n"}));
+    assert_eq!(s[3].2, json!({"name": "stderr", "text": "careful\n"}));
+    assert_eq!(s[4].2["data"], json!({"text/plain": "42"}));
+    assert_eq!(s[4].2["execution_count"], json!(1));
+    assert_eq!(s[5].2["status"], json!("ok"));
+    assert_eq!(s[5].2["execution_count"], json!(1));
+    assert_eq!(s[6].2, json!({"execution_state": "idle"}));
+}
+
+#[test]
+fn execution_count_starts_at_one_and_skips_silent_and_unstored() {
+    let (mut shell, out, _) = shell();
+    shell.handle(&execute("a"));
+    out.take();
+    let mut silent = execute("b");
+    if let JupyterMessageContent::ExecuteRequest(r) = &mut silent.content {
+        r.silent = true;
+    }
+    shell.handle(&silent);
+    let silent_msgs = summary(&out.take(), &silent);
+    // Silent: only status and the reply.
+    assert_eq!(types(&silent_msgs), ["IOPub:status", "Shell:execute_reply", "IOPub:status"]);
+    let mut unstored = execute("c");
+    if let JupyterMessageContent::ExecuteRequest(r) = &mut unstored.content {
+        r.store_history = false;
+    }
+    shell.handle(&unstored);
+    out.take();
+    let third = execute("d");
+    shell.handle(&third);
+    let s = summary(&out.take(), &third);
+    assert_eq!(s[1].2["execution_count"], json!(2));
+}
+
+#[test]
+fn display_data_is_published_as_display_data() {
+    let (mut shell, out, _) = shell();
+    let request = execute("html");
+    shell.handle(&request);
+    let s = summary(&out.take(), &request);
+    assert_eq!(
+        types(&s),
+        ["IOPub:status", "IOPub:execute_input", "IOPub:display_data", "Shell:execute_reply", "IOPub:status"]
+    );
+    assert_eq!(s[2].2["data"], json!({"text/html": "<b>x</b>"}));
+}
+
+#[test]
+fn an_error_gives_error_status_and_an_error_message() {
+    let (mut shell, out, _) = shell();
+    let request = execute("fail");
+    shell.handle(&request);
+    let s = summary(&out.take(), &request);
+    assert_eq!(
+        types(&s),
+        ["IOPub:status", "IOPub:execute_input", "IOPub:error", "Shell:execute_reply", "IOPub:status"]
+    );
+    assert_eq!(s[2].2["ename"], json!("CompilationError"));
+    assert_eq!(s[3].2["status"], json!("error"));
+    assert_eq!(s[3].2["ename"], json!("CompilationError"));
+    assert_eq!(s[3].2["evalue"], json!("mismatched types"));
+}
+
+#[test]
+fn stop_on_error_aborts_queued_executes_but_answers_other_requests() {
+    let (shell, out, calls) = shell();
+    let (tx, rx) = mpsc::channel();
+    let fail = execute("fail");
+    let queued = execute("never");
+    let info = JupyterMessage::new(KernelInfoRequest {}, None);
+    let after = execute("after");
+    for m in [&fail, &queued, &info] {
+        tx.send((*m).clone()).unwrap();
+    }
+    drop(tx);
+    shell.run(rx);
+    let all = out.take();
+    let of = |parent: &JupyterMessage| -> Vec<(Channel, JupyterMessage)> {
+        all.iter().filter(|(_, m)| m.parent_header.as_ref().unwrap().msg_id == parent.header.msg_id).cloned().collect()
+    };
+    let aborted = summary(&of(&queued), &queued);
+    assert_eq!(types(&aborted), ["IOPub:status", "Shell:execute_reply", "IOPub:status"]);
+    assert_eq!(aborted[1].2["status"], json!("aborted"));
+    assert_eq!(types(&summary(&of(&info), &info)), ["IOPub:status", "Shell:kernel_info_reply", "IOPub:status"]);
+    assert_eq!(*calls.lock().unwrap(), ["fail"]);
+
+    // After the queue is drained, executes run again.
+    let (mut shell, _out, calls) = self::shell();
+    shell.handle(&fail);
+    shell.handle(&after);
+    assert_eq!(*calls.lock().unwrap(), ["fail", "after"]);
+}
+
+#[test]
+fn stop_on_error_false_runs_queued_cells() {
+    let (shell, _out, calls) = shell();
+    let (tx, rx) = mpsc::channel();
+    let mut fail = execute("fail");
+    if let JupyterMessageContent::ExecuteRequest(r) = &mut fail.content {
+        r.stop_on_error = false;
+    }
+    tx.send(fail).unwrap();
+    tx.send(execute("next")).unwrap();
+    drop(tx);
+    shell.run(rx);
+    assert_eq!(*calls.lock().unwrap(), ["fail", "next"]);
+}
+
+#[test]
+fn kernel_info_reply_describes_rust() {
+    let (mut shell, out, _) = shell();
+    let request = JupyterMessage::new(KernelInfoRequest {}, None);
+    shell.handle(&request);
+    let s = summary(&out.take(), &request);
+    let info = &s[1].2;
+    assert_eq!(info["protocol_version"], json!("5.4"));
+    assert_eq!(
+        info["language_info"],
+        json!({"name": "rust", "version": "1.95.0", "mimetype": "text/rust", "file_extension": ".rs",
+               "pygments_lexer": "rust", "codemirror_mode": "rust"})
+    );
+    assert!(info["banner"].as_str().unwrap().contains("Rust"));
+    assert!(!info["help_links"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn complete_converts_code_points_and_bytes() {
+    let (mut shell, out, _) = shell();
+    // "é" is two bytes, one code point: cursor 4 (code points) is byte 5.
+    let request = JupyterMessage::new(CompleteRequest { code: "é.le".into(), cursor_pos: 4 }, None);
+    shell.handle(&request);
+    let s = summary(&out.take(), &request);
+    assert_eq!(s[1].2["cursor_start"], json!(3));
+    assert_eq!(s[1].2["cursor_end"], json!(4));
+    assert_eq!(s[1].2["matches"], json!(["len"]));
+}
+
+#[test]
+fn is_complete_history_comm_info_and_unknown() {
+    let (mut shell, out, _) = shell();
+    let request = JupyterMessage::new(IsCompleteRequest { code: "fn f() {".into() }, None);
+    shell.handle(&request);
+    let s = summary(&out.take(), &request);
+    assert_eq!(s[1].2, json!({"status": "incomplete", "indent": "    "}));
+
+    shell.handle(&execute("x"));
+    out.take();
+    let request = JupyterMessage::new(HistoryRequest::Tail { n: 5, output: false, raw: true }, None);
+    shell.handle(&request);
+    let s = summary(&out.take(), &request);
+    assert_eq!(s[1].2["history"], json!([[1, 1, "x"]]));
+
+    let request = JupyterMessage::new(jupyter_protocol::CommInfoRequest { target_name: None }, None);
+    shell.handle(&request);
+    let s = summary(&out.take(), &request);
+    assert_eq!(s[1].2["comms"], json!({}));
+
+    let content = JupyterMessageContent::from_type_and_content("frobnicate_request", json!({})).unwrap();
+    let request = JupyterMessage::new(content, None);
+    shell.handle(&request);
+    let s = summary(&out.take(), &request);
+    assert_eq!(types(&s), ["IOPub:status", "Shell:frobnicate_reply", "IOPub:status"]);
+    assert_eq!(s[1].2["status"], json!("error"));
+}
+
+#[test]
+fn control_interrupts_and_shuts_down() {
+    let recorder = Arc::new(Recorder::default());
+    let interrupter = Arc::new(NoInterrupt(Mutex::new(Vec::new())));
+    let control = Control::new(recorder.clone(), interrupter.clone(), kernel_info("1.95.0"));
+    let request = JupyterMessage::new(InterruptRequest {}, None);
+    assert_eq!(control.handle(&request), Flow::Continue);
+    let s = summary(&recorder.take(), &request);
+    assert_eq!(types(&s), ["IOPub:status", "Control:interrupt_reply", "IOPub:status"]);
+    let request = JupyterMessage::new(ShutdownRequest { restart: true }, None);
+    assert_eq!(control.handle(&request), Flow::Shutdown { restart: true });
+    let s = summary(&recorder.take(), &request);
+    assert_eq!(s[1].2, json!({"restart": true, "status": "ok"}));
+    assert_eq!(*interrupter.0.lock().unwrap(), ["interrupt", "terminate"]);
+}
+
+#[test]
+fn shutdown_on_shell_stops_the_loop() {
+    let (shell, _out, _) = shell();
+    let (tx, rx) = mpsc::channel();
+    tx.send(JupyterMessage::new(ShutdownRequest { restart: false }, None)).unwrap();
+    tx.send(execute("never")).unwrap();
+    assert_eq!(shell.run(rx), Flow::Shutdown { restart: false });
+}

@@ -1,0 +1,394 @@
+//! The [`Backend`] that runs cells with evcxr. The only module that knows evcxr.
+//!
+//! evcxr compiles each cell into a shared object and runs it in a child process (this same
+//! binary, started through `evcxr::runtime_hook`). Variables live in that child; items,
+//! `use`s and dependencies live in evcxr's state in this process.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crossbeam_channel::{never, select, Receiver};
+use evcxr::{CommandContext, CompilationError, Error as EvcxrError};
+
+use crate::backend::{Backend, CellError, Completions, Interrupter, MimeBundle, OutputSink};
+use crate::diagnostics::{self, CellSpan, Diagnostic};
+use crate::host_stderr::HostStderr;
+use crate::output::{OutputPump, Panic};
+
+/// How long stderr must stay quiet after a cell ends before its output is complete.
+/// (The child's stderr is read by another thread; the panic text is written before the
+/// cell returns, so it is normally already there.)
+const STDERR_SETTLE: Duration = Duration::from_millis(15);
+
+/// The rustc version in use, e.g. `1.95.0`.
+pub fn rustc_version() -> String {
+    std::process::Command::new("rustc")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.split_whitespace().nth(1).map(str::to_string))
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// The kernel's cache directory (`$RUST_JIT_KERNEL_CACHE`, else `~/.cache/rust-jit-kernel`).
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("RUST_JIT_KERNEL_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("rust-jit-kernel")
+}
+
+/// A build directory reserved for this kernel process (kept between runs so that cargo's
+/// incremental state and built dependencies are reused; locked so two kernels never share one).
+pub struct Workspace {
+    pub dir: PathBuf,
+    _lock: File,
+}
+
+/// Reserves a workspace and points evcxr at it: `EVCXR_CONFIG_DIR` holds an `evcxr.toml`
+/// that sets opt-level 0 for plain cells and the build directory. Call before any thread starts.
+pub fn prepare_workspace(cache: &Path) -> std::io::Result<Workspace> {
+    let sessions = cache.join("sessions");
+    std::fs::create_dir_all(&sessions)?;
+    for slot in 0.. {
+        let lock = File::create(sessions.join(format!("{slot}.lock")))?;
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            continue;
+        }
+        let dir = sessions.join(slot.to_string());
+        let build = dir.join("build");
+        let config = dir.join("config");
+        std::fs::create_dir_all(&build)?;
+        std::fs::create_dir_all(&config)?;
+        let toml = format!("[evcxr]\nopt_level = \"0\"\ntmpdir = {:?}\n", build.display().to_string());
+        std::fs::write(config.join("evcxr.toml"), toml)?;
+        std::env::set_var("EVCXR_CONFIG_DIR", &config);
+        return Ok(Workspace { dir, _lock: lock });
+    }
+    unreachable!()
+}
+
+/// What a running cell shares with the control channel.
+struct RunState {
+    running: Mutex<bool>,
+    interrupted: AtomicBool,
+    /// The interrupt stopped a compile (cargo), not the user process.
+    stopped_compile: AtomicBool,
+    child: Arc<Mutex<std::process::Child>>,
+}
+
+pub struct EvcxrBackend {
+    ctx: CommandContext,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+    host: Option<HostStderr>,
+    state: Arc<RunState>,
+}
+
+impl EvcxrBackend {
+    /// Starts evcxr (and its child process). Slow: it compiles a first cell.
+    pub fn start(host: Option<HostStderr>) -> anyhow::Result<(Self, Arc<dyn Interrupter>)> {
+        let (ctx, outputs) = CommandContext::new().map_err(|e| anyhow::anyhow!("evcxr failed to start: {e}"))?;
+        let state = Arc::new(RunState {
+            running: Mutex::new(false),
+            interrupted: AtomicBool::new(false),
+            stopped_compile: AtomicBool::new(false),
+            child: ctx.process_handle(),
+        });
+        let interrupter = Arc::new(EvcxrInterrupter { state: state.clone() });
+        let backend = EvcxrBackend { ctx, stdout: outputs.stdout, stderr: outputs.stderr, host, state };
+        Ok((backend, interrupter))
+    }
+
+    /// Runs evcxr while pumping output to `sink`; returns evcxr's result and any panic.
+    fn run_pumped(&mut self, code: &str, sink: OutputSink<'_>) -> (Result<evcxr::EvalOutputs, EvcxrError>, Option<Panic>) {
+        let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
+        let host_lines = self.host.as_ref().map(|h| h.lines.clone()).unwrap_or_else(never);
+        let (stdout, stderr, ctx) = (&self.stdout, &self.stderr, &mut self.ctx);
+        std::thread::scope(|scope| {
+            let pump = scope.spawn(move || pump_output(sink, stdout, stderr, &host_lines, &done_rx));
+            let result = ctx.execute(code);
+            let _ = done_tx.send(());
+            let panic = pump.join().unwrap_or(None);
+            (result, panic)
+        })
+    }
+
+    fn panic_error(&self, panic: Panic, code: &str) -> CellError {
+        let line = self.cell_line_of(&panic.location, code);
+        let at = line.map(|l| format!("cell line {l}")).unwrap_or_else(|| panic.location.clone());
+        let evalue = format!("{} (at {at})", panic.message);
+        let traceback = vec![
+            format!("\x1b[1;31mpanic\x1b[0m at {at}:"),
+            panic.message.clone(),
+            "Variables defined before this cell are kept; those the cell defined are not.".to_string(),
+        ];
+        CellError { ename: "panic".to_string(), evalue, traceback }
+    }
+
+    /// Maps `src/lib.rs:LINE:COL` in evcxr's generated crate to a line of the cell.
+    fn cell_line_of(&self, location: &str, code: &str) -> Option<usize> {
+        let line: usize = location.rsplit(':').nth(1)?.parse().ok()?;
+        let source = self.ctx.last_source().ok()?;
+        let text = source.lines().nth(line.checked_sub(1)?)?.trim();
+        if text.is_empty() {
+            return None;
+        }
+        code.lines().position(|l| l.trim() == text).map(|i| i + 1)
+    }
+
+    fn lost_state_error(&self, ename: &str, what: &str, lost: &[String]) -> CellError {
+        let lost_text = if lost.is_empty() {
+            "No variables were defined, so none were lost".to_string()
+        } else {
+            format!("These variables were lost: {}", lost.join(", "))
+        };
+        let evalue = format!(
+            "{what}. The user process was restarted. {lost_text}. \
+             Functions, types, `use` items and dependencies are kept."
+        );
+        CellError { ename: ename.to_string(), traceback: vec![format!("\x1b[1;31m{ename}\x1b[0m: {evalue}")], evalue }
+    }
+}
+
+/// Reads the user process's output until the cell ends, batching what is available.
+fn pump_output(
+    sink: OutputSink<'_>,
+    stdout: &Receiver<String>,
+    stderr: &Receiver<String>,
+    host: &Receiver<String>,
+    done: &Receiver<()>,
+) -> Option<Panic> {
+    let mut pump = OutputPump::new(sink);
+    let (mut out_rx, mut err_rx, mut host_rx) = (stdout.clone(), stderr.clone(), host.clone());
+    let mut finishing = false;
+    loop {
+        let mut got = false;
+        if finishing {
+            select! {
+                recv(out_rx) -> l => match l { Ok(l) => { pump.stdout_line(&l); got = true } Err(_) => out_rx = never() },
+                recv(err_rx) -> l => match l { Ok(l) => { pump.stderr_line(&l); got = true } Err(_) => err_rx = never() },
+                recv(host_rx) -> l => match l { Ok(l) => { pump.stderr_line(&l); got = true } Err(_) => host_rx = never() },
+                default(STDERR_SETTLE) => {}
+            }
+            if !got {
+                break;
+            }
+        } else {
+            select! {
+                recv(out_rx) -> l => match l { Ok(l) => pump.stdout_line(&l), Err(_) => out_rx = never() },
+                recv(err_rx) -> l => match l { Ok(l) => pump.stderr_line(&l), Err(_) => err_rx = never() },
+                recv(host_rx) -> l => match l { Ok(l) => pump.stderr_line(&l), Err(_) => host_rx = never() },
+                recv(done) -> _ => finishing = true,
+            }
+        }
+        // Take whatever else is already waiting, then send it as one message per stream.
+        for _ in 0..10_000 {
+            if let Ok(l) = out_rx.try_recv() {
+                pump.stdout_line(&l);
+            } else if let Ok(l) = err_rx.try_recv() {
+                pump.stderr_line(&l);
+            } else if let Ok(l) = host_rx.try_recv() {
+                pump.stderr_line(&l);
+            } else {
+                break;
+            }
+        }
+        pump.flush();
+    }
+    pump.finish()
+}
+
+impl Backend for EvcxrBackend {
+    fn execute(&mut self, code: &str, sink: OutputSink<'_>) -> Result<Option<MimeBundle>, CellError> {
+        let variables_before = self.variables();
+        {
+            let mut running = self.state.running.lock().unwrap();
+            *running = true;
+            self.state.interrupted.store(false, Ordering::SeqCst);
+            self.state.stopped_compile.store(false, Ordering::SeqCst);
+        }
+        if let Some(host) = &self.host {
+            host.set_capturing(true);
+        }
+        let (result, panic) = self.run_pumped(code, sink);
+        if let Some(host) = &self.host {
+            host.set_capturing(false);
+        }
+        *self.state.running.lock().unwrap() = false;
+
+        if self.state.interrupted.load(Ordering::SeqCst) {
+            if self.state.stopped_compile.load(Ordering::SeqCst) && !matches!(result, Err(EvcxrError::SubprocessTerminated(_))) {
+                let evalue = "the cell was stopped while it compiled, so it did not run. Nothing was lost: all variables are kept.";
+                return Err(CellError::new("Interrupted", evalue));
+            }
+            return Err(self.lost_state_error("Interrupted", "The cell was stopped", &variables_before));
+        }
+        match result {
+            Ok(outputs) => {
+                if let Some(panic) = panic {
+                    return Err(self.panic_error(panic, code));
+                }
+                let bundle: MimeBundle = outputs.content_by_mime_type.into_iter().collect();
+                Ok(if bundle.is_empty() { None } else { Some(bundle) })
+            }
+            Err(EvcxrError::CompilationErrors(errors)) => {
+                let diagnostics: Vec<Diagnostic> = errors.iter().map(diagnostic).collect();
+                Err(diagnostics::compile_error(&diagnostics, code))
+            }
+            Err(EvcxrError::SubprocessTerminated(message)) => {
+                tracing::warn!(%message, "user process ended");
+                let what = format!("The user process ended while the cell ran ({})", message.trim());
+                Err(self.lost_state_error("ProcessCrashed", &what, &variables_before))
+            }
+            Err(EvcxrError::TypeRedefinedVariablesLost(variables)) => Err(CellError::new(
+                "VariablesLost",
+                format!("a type was redefined, so these variables were lost: {}", variables.join(", ")),
+            )),
+            Err(other) => Err(CellError::new("Error", other.to_string().trim().to_string())),
+        }
+    }
+
+    fn complete(&mut self, code: &str, cursor: usize) -> Completions {
+        match self.ctx.completions(code, cursor) {
+            Ok(found) => {
+                let mut matches: Vec<String> = Vec::new();
+                for c in found.completions {
+                    if !matches.contains(&c.code) {
+                        matches.push(c.code);
+                    }
+                }
+                Completions { matches, start: found.start_offset, end: found.end_offset }
+            }
+            Err(error) => {
+                tracing::debug!(%error, "completion failed");
+                Completions { matches: Vec::new(), start: cursor, end: cursor }
+            }
+        }
+    }
+
+    fn inspect(&mut self, code: &str, cursor: usize) -> Option<MimeBundle> {
+        // Hover looks at the code up to the cursor: extend it to the end of the identifier.
+        let end = code[cursor..]
+            .char_indices()
+            .find(|(_, c)| !(c.is_alphanumeric() || *c == '_'))
+            .map_or(code.len(), |(i, _)| cursor + i);
+        match self.ctx.hover_at(code, end) {
+            Ok((plain, html)) if !plain.trim().is_empty() => {
+                let mut bundle = MimeBundle::from([("text/plain".to_string(), plain)]);
+                if !html.trim().is_empty() {
+                    bundle.insert("text/html".to_string(), html);
+                }
+                Some(bundle)
+            }
+            Ok(_) => None,
+            Err(error) => {
+                tracing::debug!(%error, "hover failed");
+                None
+            }
+        }
+    }
+
+    fn variables(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.ctx.variables_and_types().map(|(name, _)| name.to_string()).collect();
+        names.sort();
+        names
+    }
+}
+
+fn diagnostic(error: &CompilationError) -> Diagnostic {
+    let labels = error
+        .spanned_messages()
+        .iter()
+        .map(|m| {
+            let span = m.span.map(|s| CellSpan {
+                start_line: s.start_line,
+                start_column: s.start_column,
+                end_line: s.end_line,
+                end_column: s.end_column,
+            });
+            (span, m.label.clone())
+        })
+        .collect();
+    let mut help = error.help();
+    if let Some(hint) = error.evcxr_extra_hint() {
+        help.push(hint.to_string());
+    }
+    Diagnostic {
+        level: error.level().to_string(),
+        code: error.code().map(str::to_string),
+        message: error.message(),
+        labels,
+        help,
+    }
+}
+
+/// Stops a running cell: a compile in progress is stopped by killing cargo (nothing is
+/// lost); a running cell by killing the user process (evcxr restarts it; variables are lost).
+struct EvcxrInterrupter {
+    state: Arc<RunState>,
+}
+
+impl Interrupter for EvcxrInterrupter {
+    fn interrupt(&self) -> bool {
+        let running = self.state.running.lock().unwrap();
+        if !*running {
+            return false;
+        }
+        self.state.interrupted.store(true, Ordering::SeqCst);
+        let user_pid = self.state.child.lock().unwrap().id();
+        let compilers = kill_children_except(std::process::id(), user_pid);
+        if compilers > 0 {
+            self.state.stopped_compile.store(true, Ordering::SeqCst);
+        } else {
+            let _ = self.state.child.lock().unwrap().kill();
+        }
+        drop(running);
+        true
+    }
+
+    fn terminate(&self) {
+        let user_pid = self.state.child.lock().unwrap().id();
+        kill_children_except(std::process::id(), user_pid);
+        let _ = self.state.child.lock().unwrap().kill();
+    }
+}
+
+/// Parent pid of `pid`, from /proc.
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain spaces: parse after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Kills every child of `parent` except `keep`, with all their descendants. Returns how many
+/// children were killed.
+fn kill_children_except(parent: u32, keep: u32) -> usize {
+    let pids: Vec<u32> = std::fs::read_dir("/proc")
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
+        .unwrap_or_default();
+    let parents: Vec<(u32, u32)> = pids.iter().filter_map(|&p| Some((p, parent_of(p)?))).collect();
+    let mut doomed: Vec<u32> = parents.iter().filter(|(p, pp)| *pp == parent && *p != keep).map(|(p, _)| *p).collect();
+    let children = doomed.len();
+    let mut i = 0;
+    while i < doomed.len() {
+        let d = doomed[i];
+        doomed.extend(parents.iter().filter(|(_, pp)| *pp == d).map(|(p, _)| *p));
+        i += 1;
+    }
+    for pid in doomed {
+        // SAFETY: sending a signal to a pid we just found as our descendant.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    children
+}

@@ -1,0 +1,137 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use jupyter_protocol::ConnectionInfo;
+use rust_jit_kernel::dispatch::{kernel_info, Control, Flow, Shell};
+use rust_jit_kernel::evcxr_backend::{self, EvcxrBackend};
+use rust_jit_kernel::install::{self, Location};
+use rust_jit_kernel::{host_stderr, transport};
+
+/// A Jupyter kernel for Rust, with IPython-style magics and #[jit].
+#[derive(Parser)]
+#[command(name = "rust-jit-kernel", version, about)]
+struct Cli {
+    /// Run the kernel on the sockets named in this Jupyter connection file.
+    #[arg(long, value_name = "FILE")]
+    connection_file: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install the `rust-jit` kernelspec ("Rust (JIT)") pointing at this binary.
+    Install(Where),
+    /// Remove the `rust-jit` kernelspec.
+    Uninstall(Where),
+}
+
+#[derive(Args)]
+#[group(multiple = false)]
+struct Where {
+    /// In the user's Jupyter data directory (the default).
+    #[arg(long)]
+    user: bool,
+    /// In the active Python environment ($VIRTUAL_ENV or python3's sys.prefix).
+    #[arg(long)]
+    sys_prefix: bool,
+    /// Under PREFIX/share/jupyter/kernels.
+    #[arg(long, value_name = "PREFIX")]
+    prefix: Option<PathBuf>,
+}
+
+impl Where {
+    fn location(&self) -> Location {
+        match (&self.prefix, self.sys_prefix) {
+            (Some(prefix), _) => Location::Prefix(prefix.clone()),
+            (None, true) => Location::SysPrefix,
+            _ => Location::User,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    // evcxr runs this same binary as the process that holds the user's variables (and as a
+    // rustc wrapper); in those roles this call never returns.
+    evcxr::runtime_hook();
+
+    let cli = Cli::parse();
+    let result = match (&cli.command, &cli.connection_file) {
+        (Some(Command::Install(w)), _) => std::env::current_exe()
+            .map_err(Into::into)
+            .and_then(|exe| install::install(&w.location(), &exe))
+            .map(|dir| println!("Installed kernelspec rust-jit (Rust (JIT)) in {}", dir.display())),
+        (Some(Command::Uninstall(w)), _) => {
+            install::uninstall(&w.location()).map(|dir| println!("Removed {}", dir.display()))
+        }
+        (None, Some(file)) => run_kernel(file),
+        (None, None) => {
+            eprintln!("rust-jit-kernel: nothing to do; use --connection-file FILE, install or uninstall (see --help)");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("rust-jit-kernel: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn read_connection_file(path: &PathBuf) -> anyhow::Result<ConnectionInfo> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read connection file {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("bad connection file {}: {e}", path.display()))
+}
+
+fn run_kernel(connection_file: &PathBuf) -> anyhow::Result<()> {
+    let info = read_connection_file(connection_file)?;
+
+    // Before any thread starts: capture our stderr (cargo progress) and reserve a build dir.
+    let (host, log) = host_stderr::capture()?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RUST_JIT_KERNEL_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(move || log.clone())
+        .with_ansi(false)
+        .init();
+    let _workspace = evcxr_backend::prepare_workspace(&evcxr_backend::cache_dir())?;
+
+    let info_reply = kernel_info(&evcxr_backend::rustc_version());
+    let (outbox, outgoing) = transport::outbox();
+    let (shell_tx, shell_rx) = std::sync::mpsc::channel();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+
+    // The engine thread owns evcxr and serves shell requests one at a time.
+    let engine_outbox = outbox.clone();
+    let engine_info = info_reply.clone();
+    std::thread::Builder::new().name("engine".into()).spawn(move || match EvcxrBackend::start(Some(host)) {
+        Ok((backend, interrupter)) => {
+            let _ = ready_tx.send(Ok(interrupter));
+            let flow = Shell::new(backend, engine_outbox, engine_info).run(shell_rx);
+            let _ = done_tx.send(flow);
+        }
+        Err(error) => {
+            let _ = ready_tx.send(Err(error));
+        }
+    })?;
+    let interrupter = ready_rx.recv()??;
+
+    let control = Control::new(outbox, interrupter.clone(), info_reply);
+    let session = uuid_like();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let flow = runtime.block_on(transport::serve(&info, &session, outgoing, shell_tx, control, done_rx))?;
+    tracing::info!(?flow, "kernel shutting down");
+    interrupter.terminate();
+    // The engine thread may be inside a cell; leave without waiting for it.
+    std::process::exit(if matches!(flow, Flow::Shutdown { .. }) { 0 } else { 1 });
+}
+
+fn uuid_like() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{:032x}", nanos ^ ((std::process::id() as u128) << 64))
+}

@@ -1,0 +1,146 @@
+//! ZeroMQ transport: the only module that knows sockets.
+//!
+//! Binds the five channels of a connection file with `jupyter-zmq-client` (which frames and
+//! signs messages), feeds shell requests to the engine thread, answers control requests with
+//! [`Control`], echoes heartbeats, and owns the IOPub XPUB socket, which welcomes each new
+//! subscriber (JEP 65) and publishes what the [`Outbox`] receives.
+
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jupyter_protocol::{Channel, ConnectionInfo, IoPubWelcome, JupyterMessage};
+use jupyter_zmq_client::{
+    create_kernel_control_connection, create_kernel_heartbeat_connection, create_kernel_iopub_xpub_connection,
+    create_kernel_shell_connection, create_kernel_stdin_connection, RuntimeError, SubscriptionEvent,
+};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use zeromq::{SocketRecv, SocketSend};
+
+use crate::dispatch::{Control, Flow, Outbox};
+
+/// The core's outbox: messages queue here until the socket task sends them.
+pub struct QueueOutbox(UnboundedSender<(Channel, JupyterMessage)>);
+
+impl Outbox for QueueOutbox {
+    fn send(&self, channel: Channel, message: JupyterMessage) {
+        let _ = self.0.send((channel, message));
+    }
+}
+
+pub fn outbox() -> (Arc<QueueOutbox>, UnboundedReceiver<(Channel, JupyterMessage)>) {
+    let (tx, rx) = unbounded_channel();
+    (Arc::new(QueueOutbox(tx)), rx)
+}
+
+/// Errors that concern one message only (bad signature, bad JSON, bad framing): log, go on.
+fn is_message_error(error: &RuntimeError) -> bool {
+    !matches!(error, RuntimeError::ZmqError(_) | RuntimeError::IoError(_))
+}
+
+/// Serves until a shutdown is requested (on control, or by the engine via `engine_done`).
+pub async fn serve(
+    info: &ConnectionInfo,
+    session: &str,
+    mut outgoing: UnboundedReceiver<(Channel, JupyterMessage)>,
+    shell_requests: Sender<JupyterMessage>,
+    control: Control,
+    engine_done: tokio::sync::oneshot::Receiver<Flow>,
+) -> anyhow::Result<Flow> {
+    let mut heartbeat = create_kernel_heartbeat_connection(info).await?;
+    let (mut shell_out, mut shell_in) = create_kernel_shell_connection(info, session).await?.split();
+    let (mut control_out, mut control_in) = create_kernel_control_connection(info, session).await?.split();
+    let mut stdin = create_kernel_stdin_connection(info, session).await?;
+    let mut iopub = create_kernel_iopub_xpub_connection(info, session).await?;
+    tracing::info!(shell = info.shell_port, iopub = info.iopub_port, "kernel sockets bound");
+
+    tokio::spawn(async move {
+        while let Ok(ping) = heartbeat.socket.recv().await {
+            if heartbeat.socket.send(ping).await.is_err() {
+                break;
+            }
+        }
+    });
+
+    tokio::spawn(async move {
+        loop {
+            match shell_in.read().await {
+                Ok(message) => {
+                    tracing::debug!(msg_type = message.header.msg_type, "shell request");
+                    if shell_requests.send(message).is_err() {
+                        break;
+                    }
+                }
+                Err(error) if is_message_error(&error) => tracing::warn!(%error, "shell: message dropped"),
+                Err(error) => {
+                    tracing::error!(%error, "shell socket failed");
+                    break;
+                }
+            }
+        }
+    });
+
+    tokio::spawn(async move {
+        // Nothing reads from stdin yet (input is not requested); drain and log.
+        while let Ok(message) = stdin.read().await {
+            tracing::debug!(msg_type = message.header.msg_type, "stdin message ignored");
+        }
+    });
+
+    let (control_flow_tx, mut control_flow_rx) = tokio::sync::mpsc::unbounded_channel::<Flow>();
+    let control_task = tokio::spawn(async move {
+        loop {
+            match control_in.read().await {
+                Ok(message) => {
+                    let flow = tokio::task::block_in_place(|| control.handle(&message));
+                    if flow != Flow::Continue {
+                        let _ = control_flow_tx.send(flow);
+                    }
+                }
+                Err(error) if is_message_error(&error) => tracing::warn!(%error, "control: message dropped"),
+                Err(error) => {
+                    tracing::error!(%error, "control socket failed");
+                    break;
+                }
+            }
+        }
+    });
+
+    let mut engine_done = engine_done;
+    let mut shutdown: Option<Flow> = None;
+    loop {
+        tokio::select! {
+            Some((channel, message)) = outgoing.recv() => {
+                let sent = match channel {
+                    Channel::Shell => shell_out.send(message).await,
+                    Channel::Control => control_out.send(message).await,
+                    Channel::IOPub => iopub.send(message).await,
+                    other => { tracing::warn!(?other, "no socket for channel"); Ok(()) }
+                };
+                if let Err(error) = sent {
+                    tracing::warn!(%error, "send failed");
+                }
+            }
+            event = iopub.recv_subscription() => match event {
+                Ok(SubscriptionEvent::Subscribe(topic)) => {
+                    let welcome: JupyterMessage = IoPubWelcome::new(topic).into();
+                    if let Err(error) = iopub.send(crate::dispatch::with_version(welcome)).await {
+                        tracing::warn!(%error, "iopub_welcome failed");
+                    }
+                }
+                Ok(SubscriptionEvent::Unsubscribe(_)) => {}
+                Err(error) => tracing::debug!(%error, "iopub subscription message"),
+            },
+            Some(flow) = control_flow_rx.recv(), if shutdown.is_none() => shutdown = Some(flow),
+            flow = &mut engine_done, if shutdown.is_none() => shutdown = Some(flow.unwrap_or(Flow::Shutdown { restart: false })),
+            _ = tokio::time::sleep(Duration::from_millis(50)), if shutdown.is_some() => {
+                // Everything queued before the shutdown has been sent.
+                if outgoing.is_empty() { break; }
+            }
+        }
+    }
+    // Let the last replies leave the sockets.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    control_task.abort();
+    Ok(shutdown.unwrap_or(Flow::Shutdown { restart: false }))
+}
