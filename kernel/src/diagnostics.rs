@@ -68,15 +68,25 @@ fn render(d: &Diagnostic, lines: &[&str]) -> Vec<String> {
         out.push(format!("{pad}{BLUE}-->{RESET} cell:{}:{}", first.start_line, first.start_column));
         out.push(format!("{pad} {BLUE}|{RESET}"));
     }
+    // Each source line once, with the carets of every label on it (primary first).
+    let mut marks: Vec<(usize, usize, usize, &str)> = Vec::new();
     for (span, label) in &spans {
         for line_no in span.start_line..=span.end_line {
-            let text = lines.get(line_no.wrapping_sub(1)).copied().unwrap_or("");
-            out.push(format!("{BLUE}{line_no:>width$} |{RESET} {text}"));
-            let len = text.chars().count();
+            let len = lines.get(line_no.wrapping_sub(1)).map_or(0, |t| t.chars().count());
             let from = if line_no == span.start_line { span.start_column.saturating_sub(1) } else { 0 };
             let to = if line_no == span.end_line { span.end_column.saturating_sub(1) } else { len };
+            marks.push((line_no, from, to, if line_no == span.end_line { label } else { "" }));
+        }
+    }
+    let mut line_nos: Vec<usize> = marks.iter().map(|m| m.0).collect();
+    line_nos.sort_unstable();
+    line_nos.dedup();
+    for line_no in line_nos {
+        let text = lines.get(line_no.wrapping_sub(1)).copied().unwrap_or("");
+        out.push(format!("{BLUE}{line_no:>width$} |{RESET} {text}"));
+        for &(_, from, to, label) in marks.iter().filter(|m| m.0 == line_no) {
             let carets = "^".repeat(to.saturating_sub(from).max(1));
-            let label = if line_no == span.end_line && !label.is_empty() { format!(" {label}") } else { String::new() };
+            let label = if label.is_empty() { String::new() } else { format!(" {label}") };
             out.push(format!("{pad} {BLUE}|{RESET} {}{RED}{carets}{label}{RESET}", " ".repeat(from)));
         }
     }
@@ -122,6 +132,7 @@ mod tests {
             message: "mismatched types".into(),
             labels: vec![
                 (Some(CellSpan { start_line: 2, start_column: 14, end_line: 2, end_column: 19 }), "expected `i32`, found `&str`".into()),
+                (Some(CellSpan { start_line: 2, start_column: 8, end_line: 2, end_column: 11 }), "expected due to this".into()),
             ],
             help: vec![],
         };
@@ -138,6 +149,7 @@ mod tests {
                 "  |",
                 "2 | let b: i32 = \"two\";",
                 "  |              ^^^^^ expected `i32`, found `&str`",
+                "  |        ^^^ expected due to this",
                 "",
             ]
         );

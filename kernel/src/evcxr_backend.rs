@@ -72,9 +72,29 @@ pub fn prepare_workspace(cache: &Path) -> std::io::Result<Workspace> {
         let toml = format!("[evcxr]\nopt_level = \"0\"\ntmpdir = {:?}\n", build.display().to_string());
         std::fs::write(config.join("evcxr.toml"), toml)?;
         std::env::set_var("EVCXR_CONFIG_DIR", &config);
+        add_std_to_library_path();
         return Ok(Workspace { dir, _lock: lock });
     }
     unreachable!()
+}
+
+/// Cells link libstd dynamically; the RUNPATH cargo writes into them is relative to where
+/// they were linked and breaks when the build directory and the toolchain share a parent
+/// (e.g. both under $HOME). Put the toolchain's libstd on the user process's library path.
+fn add_std_to_library_path() {
+    let sysroot = std::process::Command::new("rustc").args(["--print", "sysroot"]).output();
+    let Ok(sysroot) = sysroot.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()) else { return };
+    let host = std::process::Command::new("rustc").args(["--print", "host-tuple"]).output();
+    let mut dirs = vec![PathBuf::from(&sysroot).join("lib")];
+    if let Ok(host) = host.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()) {
+        dirs.insert(0, PathBuf::from(&sysroot).join("lib/rustlib").join(host).join("lib"));
+    }
+    if let Some(existing) = std::env::var_os("LD_LIBRARY_PATH") {
+        dirs.extend(std::env::split_paths(&existing));
+    }
+    if let Ok(joined) = std::env::join_paths(dirs) {
+        std::env::set_var("LD_LIBRARY_PATH", joined);
+    }
 }
 
 /// What a running cell shares with the control channel.
@@ -113,9 +133,10 @@ impl EvcxrBackend {
     fn run_pumped(&mut self, code: &str, sink: OutputSink<'_>) -> (Result<evcxr::EvalOutputs, EvcxrError>, Option<Panic>) {
         let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
         let host_lines = self.host.as_ref().map(|h| h.lines.clone()).unwrap_or_else(never);
+        let main_tid = Some(self.state.child.lock().unwrap().id());
         let (stdout, stderr, ctx) = (&self.stdout, &self.stderr, &mut self.ctx);
         std::thread::scope(|scope| {
-            let pump = scope.spawn(move || pump_output(sink, stdout, stderr, &host_lines, &done_rx));
+            let pump = scope.spawn(move || pump_output(sink, main_tid, stdout, stderr, &host_lines, &done_rx));
             let result = ctx.execute(code);
             let _ = done_tx.send(());
             let panic = pump.join().unwrap_or(None);
@@ -163,12 +184,13 @@ impl EvcxrBackend {
 /// Reads the user process's output until the cell ends, batching what is available.
 fn pump_output(
     sink: OutputSink<'_>,
+    main_tid: Option<u32>,
     stdout: &Receiver<String>,
     stderr: &Receiver<String>,
     host: &Receiver<String>,
     done: &Receiver<()>,
 ) -> Option<Panic> {
-    let mut pump = OutputPump::new(sink);
+    let mut pump = OutputPump::new(sink, main_tid);
     let (mut out_rx, mut err_rx, mut host_rx) = (stdout.clone(), stderr.clone(), host.clone());
     let mut finishing = false;
     loop {

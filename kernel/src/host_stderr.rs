@@ -41,6 +41,16 @@ fn is_progress(line: &str) -> bool {
     ["Compiling ", "Downloading ", "Downloaded ", "Updating ", "Locking "].iter().any(|p| line.starts_with(p))
 }
 
+static ORIGINAL: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+
+/// Puts the original stderr back on fd 2 (for a last error message before exit).
+pub fn restore() {
+    if let Some(&fd) = ORIGINAL.get() {
+        // SAFETY: fd is our duplicate of the original stderr, still open.
+        unsafe { libc::dup2(fd, 2) };
+    }
+}
+
 /// Redirects fd 2 into a pipe read by a thread. Returns the capture and a writer to the
 /// original stderr.
 pub fn capture() -> std::io::Result<(HostStderr, LogWriter)> {
@@ -55,6 +65,7 @@ pub fn capture() -> std::io::Result<(HostStderr, LogWriter)> {
             return Err(std::io::Error::last_os_error());
         }
         libc::close(fds[1]);
+        let _ = ORIGINAL.set(libc::dup(original));
         File::from_raw_fd(original)
     };
     let log = LogWriter(Arc::new(Mutex::new(original)));

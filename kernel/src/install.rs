@@ -72,7 +72,11 @@ pub fn install(location: &Location, binary: &Path) -> anyhow::Result<PathBuf> {
     let binary = binary.canonicalize().with_context(|| format!("kernel binary {}", binary.display()))?;
     let dir = location.kernels_dir()?.join(KERNEL_NAME);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let spec = kernelspec(&binary)?;
+    let mut spec = serde_json::to_value(kernelspec(&binary)?)?;
+    // Jupyter rejects `null` for optional fields (`env`, `metadata`): leave them out.
+    if let Some(fields) = spec.as_object_mut() {
+        fields.retain(|_, value| !value.is_null());
+    }
     std::fs::write(dir.join("kernel.json"), serde_json::to_string_pretty(&spec)? + "\n")?;
     for (name, bytes) in LOGOS {
         std::fs::write(dir.join(name), bytes)?;
@@ -104,6 +108,7 @@ mod tests {
         assert_eq!(spec["display_name"], "Rust (JIT)");
         assert_eq!(spec["interrupt_mode"], "message");
         assert_eq!(spec["language"], "rust");
+        assert!(spec.as_object().unwrap().values().all(|v| !v.is_null()), "{spec}");
         let argv = spec["argv"].as_array().unwrap();
         assert_eq!(argv[0].as_str().unwrap(), binary.canonicalize().unwrap().to_str().unwrap());
         assert_eq!(argv[1..], [serde_json::json!("--connection-file"), serde_json::json!("{connection_file}")]);

@@ -74,6 +74,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
+            host_stderr::restore();
             eprintln!("rust-jit-kernel: {error:#}");
             ExitCode::FAILURE
         }
@@ -93,7 +94,7 @@ fn run_kernel(connection_file: &PathBuf) -> anyhow::Result<()> {
     let (host, log) = host_stderr::capture()?;
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RUST_JIT_KERNEL_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("RUST_JIT_KERNEL_LOG").unwrap_or_else(|_| "warn,rust_jit_kernel=info".into()),
         )
         .with_writer(move || log.clone())
         .with_ansi(false)

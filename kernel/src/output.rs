@@ -3,15 +3,35 @@
 //! Two things are recognised on the way:
 //! - rich displays: `RJK_BEGIN_DISPLAY <mime>` ... `RJK_END_DISPLAY` on stdout becomes one
 //!   `display_data` (the lines between are the data, joined with newlines);
-//! - a panic of the cell (`thread 'main' panicked at ...` on stderr, as Rust's default panic
-//!   hook writes it): its text is taken out of the stream and kept, so the kernel can report
-//!   the cell as failed. evcxr catches the unwind and would otherwise report success.
+//! - a panic on the cell's thread (`thread '<name>' (TID) panicked at ...` on stderr, as
+//!   Rust's default panic hook writes it, where TID is the user process's main thread): its
+//!   text is taken out of the stream and kept, so the kernel can report the cell as failed.
+//!   evcxr catches the unwind and would otherwise report success. Panics on other threads
+//!   stay ordinary stderr.
 
 use crate::backend::{LiveOutput, MimeBundle, OutputSink};
 
 pub const BEGIN_DISPLAY: &str = "RJK_BEGIN_DISPLAY ";
 pub const END_DISPLAY: &str = "RJK_END_DISPLAY";
-const MAIN_PANIC: &str = "thread 'main' panicked at ";
+
+/// If `line` starts a panic report on the main thread (`main_tid`), its location.
+fn main_thread_panic(line: &str, main_tid: Option<u32>) -> Option<String> {
+    let rest = line.strip_prefix("thread '")?;
+    let (name, rest) = rest.split_once('\'')?;
+    let (tid, rest) = match rest.strip_prefix(" (") {
+        Some(r) => {
+            let (tid, r) = r.split_once(')')?;
+            (tid.parse::<u32>().ok(), r)
+        }
+        None => (None, rest),
+    };
+    let location = rest.strip_prefix(" panicked at ")?;
+    let on_main = match (tid, main_tid) {
+        (Some(tid), Some(main)) => tid == main,
+        _ => name == "main",
+    };
+    on_main.then(|| location.trim_end_matches(':').to_string())
+}
 
 /// A panic seen on the cell's main thread.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -29,16 +49,20 @@ enum PanicState {
 
 pub struct OutputPump<'a> {
     sink: OutputSink<'a>,
+    main_tid: Option<u32>,
     stdout: String,
     stderr: String,
     display: Option<(String, Vec<String>)>,
     state: PanicState,
     panic: Option<Panic>,
+    /// An empty stderr line held back: the panic hook writes one before its report.
+    pending_blank: bool,
 }
 
 impl<'a> OutputPump<'a> {
-    pub fn new(sink: OutputSink<'a>) -> Self {
-        OutputPump { sink, stdout: String::new(), stderr: String::new(), display: None, state: PanicState::None, panic: None }
+    /// `main_tid`: the thread id of the user process's main thread (its pid).
+    pub fn new(sink: OutputSink<'a>, main_tid: Option<u32>) -> Self {
+        OutputPump { sink, main_tid, stdout: String::new(), stderr: String::new(), display: None, state: PanicState::None, panic: None, pending_blank: false }
     }
 
     pub fn stdout_line(&mut self, line: &str) {
@@ -61,11 +85,18 @@ impl<'a> OutputPump<'a> {
     pub fn stderr_line(&mut self, line: &str) {
         match self.state {
             PanicState::None => {
-                if let Some(location) = line.strip_prefix(MAIN_PANIC) {
+                if line.is_empty() && !self.pending_blank {
+                    self.pending_blank = true;
+                    return;
+                }
+                let blank = std::mem::take(&mut self.pending_blank);
+                if let Some(location) = main_thread_panic(line, self.main_tid) {
                     self.state = PanicState::Message;
-                    let location = location.trim_end_matches(':').to_string();
                     self.panic = Some(Panic { location, message: String::new() });
                     return;
+                }
+                if blank {
+                    self.stderr.push('\n');
                 }
             }
             PanicState::Message => {
@@ -109,6 +140,9 @@ impl<'a> OutputPump<'a> {
     /// Flushes everything (an unterminated display is shown as plain stdout) and returns
     /// the panic, if the cell panicked.
     pub fn finish(mut self) -> Option<Panic> {
+        if std::mem::take(&mut self.pending_blank) {
+            self.stderr.push('\n');
+        }
         if let Some((mime, lines)) = self.display.take() {
             self.stdout.push_str(&format!("{BEGIN_DISPLAY}{mime}\n"));
             for line in lines {
@@ -129,7 +163,7 @@ mod tests {
     fn run(stdout: &[&str], stderr: &[&str]) -> (Vec<LiveOutput>, Option<Panic>) {
         let seen = Mutex::new(Vec::new());
         let sink = |o: LiveOutput| seen.lock().unwrap().push(o);
-        let mut pump = OutputPump::new(&sink);
+        let mut pump = OutputPump::new(&sink, Some(77));
         for l in stdout {
             pump.stdout_line(l);
         }
@@ -142,8 +176,8 @@ mod tests {
 
     #[test]
     fn plain_lines_are_batched_per_stream() {
-        let (out, panic) = run(&["a", "b"], &["c"]);
-        assert_eq!(out, vec![LiveOutput::Stdout("a\nb\n".into()), LiveOutput::Stderr("c\n".into())]);
+        let (out, panic) = run(&["a", "b"], &["", "c", ""]);
+        assert_eq!(out, vec![LiveOutput::Stdout("a\nb\n".into()), LiveOutput::Stderr("\nc\n\n".into())]);
         assert_eq!(panic, None);
     }
 
@@ -166,6 +200,7 @@ mod tests {
             &[],
             &[
                 "before",
+                "",
                 "thread 'main' panicked at src/lib.rs:12:5:",
                 "index out of bounds: the len is 3 but the index is 7",
                 "stack backtrace:",
@@ -182,19 +217,28 @@ mod tests {
     }
 
     #[test]
+    fn main_thread_is_recognised_by_tid_or_name() {
+        assert_eq!(main_thread_panic("thread '<unnamed>' (77) panicked at src/lib.rs:1:2:", Some(77)).as_deref(), Some("src/lib.rs:1:2"));
+        assert_eq!(main_thread_panic("thread 'main' panicked at src/lib.rs:1:2:", Some(77)).as_deref(), Some("src/lib.rs:1:2"));
+        assert_eq!(main_thread_panic("thread 'main' (5) panicked at x:", Some(77)), None);
+        assert_eq!(main_thread_panic("thread 'worker' panicked at x:", None), None);
+        assert_eq!(main_thread_panic("the thread 'main' panicked at x:", None), None);
+    }
+
+    #[test]
     fn short_panic_note_and_other_threads() {
         let (out, panic) = run(
             &[],
             &[
-                "thread '<unnamed>' panicked at src/lib.rs:3:1:",
+                "thread '<unnamed>' (78) panicked at src/lib.rs:3:1:",
                 "worker",
-                "thread 'main' panicked at src/lib.rs:4:1:",
+                "thread '<unnamed>' (77) panicked at src/lib.rs:4:1:",
                 "boom",
                 "second line",
                 "note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace",
             ],
         );
-        assert_eq!(out, vec![LiveOutput::Stderr("thread '<unnamed>' panicked at src/lib.rs:3:1:\nworker\n".into())]);
+        assert_eq!(out, vec![LiveOutput::Stderr("thread '<unnamed>' (78) panicked at src/lib.rs:3:1:\nworker\n".into())]);
         assert_eq!(panic.unwrap().message, "boom\nsecond line");
     }
 }
