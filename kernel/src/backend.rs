@@ -16,6 +16,8 @@ pub enum LiveOutput {
     Stderr(String),
     /// A rich output emitted mid-cell (becomes `display_data`).
     Display(MimeBundle),
+    /// Clear the cell's output (`wait`: when the next output arrives).
+    Clear { wait: bool },
 }
 
 /// Where live output goes. Called from whichever thread reads the engine's output.

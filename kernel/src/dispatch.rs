@@ -11,7 +11,7 @@ use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
 use jupyter_protocol::{
-    Channel, CodeMirrorMode, CommInfoReply, CompleteReply, CompleteRequest, DisplayData,
+    Channel, ClearOutput, CodeMirrorMode, CommInfoReply, CompleteReply, CompleteRequest, DisplayData,
     ErrorOutput, ExecuteInput, ExecuteReply, ExecuteRequest, ExecuteResult, ExecutionCount,
     HelpLink, HistoryReply, InspectReply, InspectRequest, InterruptReply, IsCompleteReply,
     JupyterMessage, JupyterMessageContent, KernelInfoReply, LanguageInfo, Media, ReplyError,
@@ -112,16 +112,16 @@ impl Publisher {
 
     /// The answer to a request type this kernel does not know: an error reply.
     fn unknown(&self, channel: Channel, parent: &JupyterMessage, unknown: &UnknownMessage) {
-        tracing::warn!(msg_type = %unknown.msg_type, "unknown message type");
+        let malformed = unknown.content.get(crate::wire::MALFORMED).and_then(Value::as_str);
+        tracing::warn!(msg_type = %unknown.msg_type, ?malformed, "request not understood");
         if !unknown.msg_type.ends_with("_request") {
             return;
         }
-        let content = serde_json::json!({
-            "status": "error",
-            "ename": "UnknownMessageType",
-            "evalue": format!("rust-jit-kernel does not handle `{}`", unknown.msg_type),
-            "traceback": [],
-        });
+        let (ename, evalue) = match malformed {
+            Some(error) => ("MalformedMessage", format!("malformed `{}`: {error}", unknown.msg_type)),
+            None => ("UnknownMessageType", format!("rust-jit-kernel does not handle `{}`", unknown.msg_type)),
+        };
+        let content = serde_json::json!({"status": "error", "ename": ename, "evalue": evalue, "traceback": [evalue]});
         self.reply(channel, parent, unknown.reply(content));
     }
 }
@@ -238,6 +238,7 @@ impl<B: Backend> Shell<B> {
                 LiveOutput::Stdout(text) => publisher.iopub(parent, StreamContent::stdout(&text)),
                 LiveOutput::Stderr(text) => publisher.iopub(parent, StreamContent::stderr(&text)),
                 LiveOutput::Display(bundle) => publisher.iopub(parent, DisplayData::new(media(&bundle))),
+                LiveOutput::Clear { wait } => publisher.iopub(parent, ClearOutput { wait }),
             }
         };
         let result = self.backend.execute(&request.code, &sink);
@@ -254,7 +255,8 @@ impl<B: Backend> Shell<B> {
             Ok(Some(bundle)) => {
                 output_text = bundle.get("text/plain").cloned().unwrap_or_default();
                 if !silent {
-                    self.publisher.iopub(parent, ExecuteResult::new(count, media(&bundle)));
+                    let result = ExecuteResult { transient: Some(Default::default()), ..ExecuteResult::new(count, media(&bundle)) };
+                    self.publisher.iopub(parent, result);
                 }
             }
             Ok(None) => {}

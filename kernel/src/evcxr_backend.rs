@@ -164,7 +164,10 @@ impl EvcxrBackend {
         if text.is_empty() {
             return None;
         }
-        code.lines().position(|l| l.trim() == text).map(|i| i + 1)
+        let lines: Vec<&str> = code.lines().map(str::trim).collect();
+        let exact = lines.iter().position(|l| *l == text);
+        let within = || lines.iter().position(|l| !l.is_empty() && (l.contains(text) || text.contains(l)));
+        exact.or_else(within).map(|i| i + 1)
     }
 
     fn lost_state_error(&self, ename: &str, what: &str, lost: &[String]) -> CellError {
@@ -341,7 +344,7 @@ fn diagnostic(error: &CompilationError) -> Diagnostic {
             (span, m.label.clone())
         })
         .collect();
-    let mut help = error.help();
+    let mut help: Vec<String> = error.help().iter().map(|h| h.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
     if let Some(hint) = error.evcxr_extra_hint() {
         help.push(hint.to_string());
     }

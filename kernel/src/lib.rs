@@ -10,3 +10,4 @@ pub mod install;
 pub mod is_complete;
 pub mod output;
 pub mod transport;
+pub mod wire;

@@ -3,6 +3,7 @@
 //! Two things are recognised on the way:
 //! - rich displays: `RJK_BEGIN_DISPLAY <mime>` ... `RJK_END_DISPLAY` on stdout becomes one
 //!   `display_data` (the lines between are the data, joined with newlines);
+//! - `RJK_CLEAR_OUTPUT [wait]` on stdout becomes `clear_output`;
 //! - a panic on the cell's thread (`thread '<name>' (TID) panicked at ...` on stderr, as
 //!   Rust's default panic hook writes it, where TID is the user process's main thread): its
 //!   text is taken out of the stream and kept, so the kernel can report the cell as failed.
@@ -13,6 +14,8 @@ use crate::backend::{LiveOutput, MimeBundle, OutputSink};
 
 pub const BEGIN_DISPLAY: &str = "RJK_BEGIN_DISPLAY ";
 pub const END_DISPLAY: &str = "RJK_END_DISPLAY";
+/// `RJK_CLEAR_OUTPUT` (or `RJK_CLEAR_OUTPUT wait`) on its own line clears the cell's output.
+pub const CLEAR_OUTPUT: &str = "RJK_CLEAR_OUTPUT";
 
 /// If `line` starts a panic report on the main thread (`main_tid`), its location.
 fn main_thread_panic(line: &str, main_tid: Option<u32>) -> Option<String> {
@@ -76,6 +79,9 @@ impl<'a> OutputPump<'a> {
             }
         } else if let Some(mime) = line.strip_prefix(BEGIN_DISPLAY) {
             self.display = Some((mime.trim().to_string(), Vec::new()));
+        } else if let Some(rest) = line.strip_prefix(CLEAR_OUTPUT).filter(|r| r.is_empty() || *r == " wait") {
+            self.flush();
+            (self.sink)(LiveOutput::Clear { wait: !rest.is_empty() });
         } else {
             self.stdout.push_str(line);
             self.stdout.push('\n');
@@ -183,13 +189,14 @@ mod tests {
 
     #[test]
     fn display_block_becomes_display_output_in_order() {
-        let (out, _) = run(&["before", "RJK_BEGIN_DISPLAY text/html", "<b>x</b>", "<i>y</i>", "RJK_END_DISPLAY", "after"], &[]);
+        let (out, _) = run(&["before", "RJK_BEGIN_DISPLAY text/html", "<b>x</b>", "<i>y</i>", "RJK_END_DISPLAY", "after", "RJK_CLEAR_OUTPUT wait"], &[]);
         assert_eq!(
             out,
             vec![
                 LiveOutput::Stdout("before\n".into()),
                 LiveOutput::Display(MimeBundle::from([("text/html".into(), "<b>x</b>\n<i>y</i>".into())])),
                 LiveOutput::Stdout("after\n".into()),
+                LiveOutput::Clear { wait: true },
             ]
         );
     }

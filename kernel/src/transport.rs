@@ -12,7 +12,8 @@ use std::time::Duration;
 use jupyter_protocol::{Channel, ConnectionInfo, IoPubWelcome, JupyterMessage};
 use jupyter_zmq_client::{
     create_kernel_control_connection, create_kernel_heartbeat_connection, create_kernel_iopub_xpub_connection,
-    create_kernel_shell_connection, create_kernel_stdin_connection, RuntimeError, SubscriptionEvent,
+    create_kernel_shell_connection, create_kernel_stdin_connection, RawMessage, RouterRecvConnection, RuntimeError,
+    SubscriptionEvent,
 };
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use zeromq::{SocketRecv, SocketSend};
@@ -33,9 +34,31 @@ pub fn outbox() -> (Arc<QueueOutbox>, UnboundedReceiver<(Channel, JupyterMessage
     (Arc::new(QueueOutbox(tx)), rx)
 }
 
-/// Errors that concern one message only (bad signature, bad JSON, bad framing): log, go on.
-fn is_message_error(error: &RuntimeError) -> bool {
-    !matches!(error, RuntimeError::ZmqError(_) | RuntimeError::IoError(_))
+/// What reading a request socket gave.
+enum Read {
+    Message(JupyterMessage),
+    /// Dropped (bad signature, bad framing, no header): logged, nothing answered or run.
+    Dropped(String),
+    /// The socket itself failed.
+    Failed(String),
+}
+
+/// Receives one multipart message, checks its signature (jupyter-zmq-client) and decodes it
+/// with the spec's defaults ([`crate::wire::decode`]).
+async fn read_request(connection: &mut RouterRecvConnection) -> Read {
+    let frames = match connection.socket.recv().await {
+        Ok(frames) => frames,
+        Err(error) => return Read::Failed(error.to_string()),
+    };
+    let raw = match RawMessage::from_multipart(frames, &connection.mac) {
+        Ok(raw) => raw,
+        Err(error @ RuntimeError::VerifyError(_)) => return Read::Dropped(format!("bad signature: {error}")),
+        Err(error) => return Read::Dropped(error.to_string()),
+    };
+    match crate::wire::decode(raw.zmq_identities, &raw.jparts) {
+        Ok(message) => Read::Message(message),
+        Err(error) => Read::Dropped(error),
+    }
 }
 
 /// Serves until a shutdown is requested (on control, or by the engine via `engine_done`).
@@ -64,15 +87,15 @@ pub async fn serve(
 
     tokio::spawn(async move {
         loop {
-            match shell_in.read().await {
-                Ok(message) => {
+            match read_request(&mut shell_in).await {
+                Read::Message(message) => {
                     tracing::debug!(msg_type = message.header.msg_type, "shell request");
                     if shell_requests.send(message).is_err() {
                         break;
                     }
                 }
-                Err(error) if is_message_error(&error) => tracing::warn!(%error, "shell: message dropped"),
-                Err(error) => {
+                Read::Dropped(error) => tracing::warn!(%error, "shell: message dropped"),
+                Read::Failed(error) => {
                     tracing::error!(%error, "shell socket failed");
                     break;
                 }
@@ -90,15 +113,15 @@ pub async fn serve(
     let (control_flow_tx, mut control_flow_rx) = tokio::sync::mpsc::unbounded_channel::<Flow>();
     let control_task = tokio::spawn(async move {
         loop {
-            match control_in.read().await {
-                Ok(message) => {
+            match read_request(&mut control_in).await {
+                Read::Message(message) => {
                     let flow = tokio::task::block_in_place(|| control.handle(&message));
                     if flow != Flow::Continue {
                         let _ = control_flow_tx.send(flow);
                     }
                 }
-                Err(error) if is_message_error(&error) => tracing::warn!(%error, "control: message dropped"),
-                Err(error) => {
+                Read::Dropped(error) => tracing::warn!(%error, "control: message dropped"),
+                Read::Failed(error) => {
                     tracing::error!(%error, "control socket failed");
                     break;
                 }

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use jupyter_protocol::{
     Channel, CompleteRequest, ExecuteRequest, HistoryRequest, InterruptRequest, IsCompleteRequest,
-    JupyterMessage, JupyterMessageContent, KernelInfoRequest, ShutdownRequest,
+    JupyterMessage, JupyterMessageContent, KernelInfoRequest, ShutdownRequest, UnknownMessage,
 };
 use serde_json::{json, Value};
 
@@ -119,6 +119,7 @@ fn execute_publishes_the_whole_iopub_sequence() {
     assert_eq!(s[3].2, json!({"name": "stderr", "text": "careful\n"}));
     assert_eq!(s[4].2["data"], json!({"text/plain": "42"}));
     assert_eq!(s[4].2["execution_count"], json!(1));
+    assert_eq!(s[4].2["transient"], json!({}));
     assert_eq!(s[5].2["status"], json!("ok"));
     assert_eq!(s[5].2["execution_count"], json!(1));
     assert_eq!(s[6].2, json!({"execution_state": "idle"}));
@@ -303,4 +304,18 @@ fn shutdown_on_shell_stops_the_loop() {
     tx.send(JupyterMessage::new(ShutdownRequest { restart: false }, None)).unwrap();
     tx.send(execute("never")).unwrap();
     assert_eq!(shell.run(rx), Flow::Shutdown { restart: false });
+}
+
+#[test]
+fn malformed_request_gets_an_error_reply() {
+    let (mut shell, out, _) = shell();
+    let content = JupyterMessageContent::UnknownMessage(UnknownMessage {
+        msg_type: "complete_request".into(),
+        content: json!({ crate::wire::MALFORMED: "invalid type: integer" }),
+    });
+    let request = JupyterMessage::new(content, None);
+    shell.handle(&request);
+    let s = summary(&out.take(), &request);
+    assert_eq!(types(&s), ["IOPub:status", "Shell:complete_reply", "IOPub:status"]);
+    assert_eq!(s[1].2["ename"], json!("MalformedMessage"));
 }

@@ -1,0 +1,247 @@
+"""The real kernel over ZeroMQ: state, streaming, errors, bad input, interrupt, restart."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import zmq
+from jupyter_client.session import Session
+
+from conftest import BINARY, Kernel, stream_text
+
+
+def test_state_persists_across_cells(kernel):
+    kernel.ok("let mut total = 40;\nfn add(a: i32, b: i32) -> i32 { a + b }\nstruct Point { x: i32 }")
+    kernel.ok("total = add(total, 2);")
+    assert kernel.result("total") == "42"
+    assert kernel.result("Point { x: total }.x") == "42"
+
+
+def test_output_streams_while_the_cell_runs(kernel):
+    code = 'for i in 0..3 {\n    println!("tick {i}");\n    std::thread::sleep(std::time::Duration::from_millis(800));\n}'
+    msg_id = kernel.kc.execute(code)
+    first_stream_at = None
+    while True:
+        msg = kernel.kc.get_iopub_msg(timeout=60)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "stream" and first_stream_at is None:
+            first_stream_at = time.time()
+            assert msg["content"]["text"].startswith("tick 0")
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            idle_at = time.time()
+            break
+    kernel.reply_to(msg_id)
+    assert first_stream_at is not None
+    # The first line arrived while the cell still had >= 1.6 s of sleeping to do.
+    assert idle_at - first_stream_at > 1.0, (idle_at - first_stream_at)
+
+
+def test_iopub_sequence_of_an_execute(kernel):
+    reply, msgs = kernel.run('println!("out"); 2 + 3')
+    types = [m["msg_type"] for m in msgs]
+    assert types[0] == "status" and msgs[0]["content"]["execution_state"] == "busy"
+    assert types[1] == "execute_input"
+    assert types[-1] == "status" and msgs[-1]["content"]["execution_state"] == "idle"
+    assert types[2:-1] == ["stream", "execute_result"]
+    count = reply["content"]["execution_count"]
+    assert msgs[1]["content"]["execution_count"] == count
+    assert msgs[3]["content"]["execution_count"] == count
+
+
+def test_compile_error_points_at_the_cell_and_keeps_everything(kernel):
+    kernel.ok("let kept = 7;\nfn kept_fn() -> i32 { 1 }")
+    reply, msgs = kernel.run('let a = 1;\nlet b: i32 = "two";')
+    assert reply["content"]["status"] == "error"
+    assert reply["content"]["ename"] == "CompilationError"
+    assert "E0308" in reply["content"]["evalue"] and "cell line 2" in reply["content"]["evalue"]
+    errors = [m for m in msgs if m["msg_type"] == "error"]
+    assert len(errors) == 1
+    tb = "\n".join(errors[0]["content"]["traceback"])
+    assert "cell:2:" in tb and 'let b: i32 = "two";' in tb
+    assert kernel.result("kept + kept_fn()") == "8"
+
+
+def test_panic_is_an_error_and_keeps_earlier_variables(kernel):
+    kernel.ok("let before_panic = 5;")
+    reply, msgs = kernel.run("let v: Vec<i32> = Vec::new();\nlet x = v[3];")
+    assert reply["content"]["status"] == "error"
+    assert reply["content"]["ename"] == "panic"
+    assert "index out of bounds" in reply["content"]["evalue"]
+    assert "cell line 2" in reply["content"]["evalue"]
+    assert [m["msg_type"] for m in msgs].count("error") == 1
+    assert "panicked" not in stream_text(msgs, "stderr")
+    assert kernel.result("before_panic") == "5"
+
+
+def test_panic_in_another_thread_is_only_stderr(kernel):
+    reply, msgs = kernel.run('let r = std::thread::spawn(|| panic!("worker failed")).join().is_err(); r')
+    assert reply["content"]["status"] == "ok"
+    assert "worker failed" in stream_text(msgs, "stderr")
+
+
+def test_crash_of_the_user_process_is_reported_and_the_kernel_goes_on():
+    k = Kernel()
+    try:
+        k.ok("let lost_a = 1; let lost_b = 2;\nfn survivor() -> i32 { 9 }")
+        reply, _ = k.run("std::process::abort();")
+        assert reply["content"]["status"] == "error"
+        assert reply["content"]["ename"] == "ProcessCrashed"
+        assert "lost_a, lost_b" in reply["content"]["evalue"]
+        assert k.result("survivor()") == "9"
+    finally:
+        k.shutdown()
+
+
+def test_stop_on_error_aborts_queued_cells(kernel):
+    first = kernel.kc.execute('let boom: i32 = "x";')
+    second = kernel.kc.execute('println!("must not run");')
+    assert kernel.reply_to(first)["content"]["status"] == "error"
+    second_reply = kernel.reply_to(second)
+    assert second_reply["content"]["status"] == "aborted"
+    kernel.iopub_for(first)
+    assert stream_text(kernel.iopub_for(second)) == ""
+    # stop_on_error=False: the next one runs.
+    first = kernel.kc.execute('let boom: i32 = "x";', stop_on_error=False)
+    second = kernel.kc.execute("1 + 1")
+    assert kernel.reply_to(first)["content"]["status"] == "error"
+    assert kernel.reply_to(second)["content"]["status"] == "ok"
+
+
+def test_silent_and_store_history(kernel):
+    before = kernel.run("0")[0]["content"]["execution_count"]
+    reply, msgs = kernel.run('println!("quiet"); 1', silent=True)
+    assert reply["content"]["status"] == "ok"
+    assert [m["msg_type"] for m in msgs] == ["status", "status"]
+    kernel.run("2", store_history=False)
+    after = kernel.run("3")[0]["content"]["execution_count"]
+    assert after == before + 1
+    msg_id = kernel.kc.history(hist_access_type="tail", n=2, output=False, raw=True)
+    history = kernel.reply_to(msg_id)["content"]["history"]
+    assert [h[2] for h in history] == ["0", "3"]
+
+
+def test_dependency_build_progress_is_shown(kernel, tmp_path):
+    crate = tmp_path / "tiny_dep"
+    (crate / "src").mkdir(parents=True)
+    (crate / "Cargo.toml").write_text('[package]\nname = "tiny_dep"\nversion = "0.1.0"\nedition = "2021"\n')
+    (crate / "src/lib.rs").write_text("pub fn answer() -> i32 { 42 }\n")
+    msgs = kernel.ok(f':dep tiny_dep = {{ path = "{crate}" }}')
+    assert "Compiling tiny_dep" in stream_text(msgs, "stderr")
+    assert kernel.result("tiny_dep::answer()") == "42"
+
+
+def _raw_shell(kernel) -> tuple[zmq.Socket, dict]:
+    info = kernel.km.get_connection_info()
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(f"tcp://{info['ip']}:{info['shell_port']}")
+    return sock, info
+
+
+def test_bad_signatures_are_dropped_and_nothing_runs(kernel, tmp_path):
+    marker = tmp_path / "created-by-a-forged-request"
+    code = f'std::fs::write("{marker}", "x").unwrap();'
+    sock, info = _raw_shell(kernel)
+    wrong_key = Session(key=b"not-the-kernel-key", username="attacker")
+    wrong_key.send(sock, "execute_request", {"code": code, "silent": False, "store_history": True,
+                                             "user_expressions": {}, "allow_stdin": False, "stop_on_error": True})
+    # The same request with the right key, then its signature and content tampered.
+    right = Session(key=info["key"], username="attacker")
+    msg = right.msg("execute_request", {"code": "1", "silent": False, "store_history": True,
+                                         "user_expressions": {}, "allow_stdin": False, "stop_on_error": True})
+    frames = right.serialize(msg)
+    frames[-1] = json.dumps({"code": code, "silent": False, "store_history": True, "user_expressions": {},
+                             "allow_stdin": False, "stop_on_error": True}).encode()
+    sock.send_multipart(frames)
+    unsigned = list(frames)
+    unsigned[1] = b""
+    sock.send_multipart(unsigned)
+    assert sock.poll(2000) == 0, "a forged request got a reply"
+    sock.close()
+    assert kernel.result("6 * 7") == "42"
+    assert not marker.exists()
+
+
+def test_malformed_messages_do_not_stop_the_kernel(kernel):
+    sock, info = _raw_shell(kernel)
+    session = Session(key=info["key"])
+    sock.send_multipart([b"just one frame"])
+    sock.send_multipart([b"<IDS|MSG>", b"sig"])
+    msg = session.msg("execute_request", {"code": "1"})
+    frames = session.serialize(msg)
+    frames[2:6] = [b"{not json", b"{}", b"{}", b"{}"]
+    sock.send_multipart(frames)
+    sock.close()
+    # Unknown message type: an error reply, and the kernel keeps serving.
+    msg = kernel.kc.session.msg("frobnicate_request", {})
+    kernel.kc.shell_channel.send(msg)
+    reply = kernel.reply_to(msg["header"]["msg_id"])
+    assert reply["msg_type"] == "frobnicate_reply"
+    assert reply["content"]["status"] == "error"
+    assert kernel.result("1 + 1") == "2"
+
+
+def test_interrupt_stops_a_running_cell_and_says_what_was_lost():
+    k = Kernel()
+    try:
+        k.ok("let survivor_count = 3;\nfn still_here() -> i32 { 11 }")
+        msg_id = k.kc.execute("loop { std::thread::sleep(std::time::Duration::from_millis(10)); }")
+        # Wait until it is running (past compilation), then interrupt.
+        time.sleep(3)
+        start = time.time()
+        k.km.interrupt_kernel()
+        reply = k.reply_to(msg_id, timeout=10)
+        assert time.time() - start < 2.0
+        assert reply["content"]["status"] == "error"
+        assert reply["content"]["ename"] == "Interrupted"
+        assert "survivor_count" in reply["content"]["evalue"]
+        assert k.result("still_here()") == "11"
+        # Interrupt with nothing running: harmless.
+        k.km.interrupt_kernel()
+        assert k.result("still_here() + 1") == "12"
+    finally:
+        k.shutdown()
+
+
+def test_restart_and_shutdown():
+    k = Kernel()
+    try:
+        k.ok("let before_restart = 1;")
+        k.km.restart_kernel(now=False)
+        k.kc.wait_for_ready(timeout=120)
+        reply, _ = k.run("before_restart")
+        assert reply["content"]["status"] == "error"
+        assert reply["content"]["execution_count"] == 1
+        assert k.result("1 + 1") == "2"
+    finally:
+        k.kc.stop_channels()
+        start = time.time()
+        k.km.shutdown_kernel(now=False)
+        assert not k.km.is_alive()
+        assert time.time() - start < 10
+
+
+def test_cli_errors_and_install(tmp_path):
+    missing = subprocess.run([str(BINARY), "--connection-file", str(tmp_path / "nope.json")],
+                             capture_output=True, text=True, timeout=30)
+    assert missing.returncode != 0
+    assert len(missing.stderr.strip().splitlines()) == 1 and "nope.json" in missing.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    res = subprocess.run([str(BINARY), "--connection-file", str(bad)], capture_output=True, text=True, timeout=30)
+    assert res.returncode != 0 and len(res.stderr.strip().splitlines()) == 1
+    version = subprocess.run([str(BINARY), "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout.startswith("rust-jit-kernel ")
+    subprocess.run([str(BINARY), "install", "--prefix", str(tmp_path)], check=True, capture_output=True)
+    spec = json.loads((tmp_path / "share/jupyter/kernels/rust-jit/kernel.json").read_text())
+    assert spec["display_name"] == "Rust (JIT)" and spec["interrupt_mode"] == "message"
+    assert spec["argv"] == [str(BINARY.resolve()), "--connection-file", "{connection_file}"]
+    assert (tmp_path / "share/jupyter/kernels/rust-jit/logo-64x64.png").exists()
+    subprocess.run([str(BINARY), "uninstall", "--prefix", str(tmp_path)], check=True, capture_output=True)
+    assert not (tmp_path / "share/jupyter/kernels/rust-jit").exists()
