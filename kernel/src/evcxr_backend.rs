@@ -21,7 +21,7 @@ use crate::output::{OutputPump, Panic};
 /// How long stderr must stay quiet after a cell ends before its output is complete.
 /// (The child's stderr is read by another thread; the panic text is written before the
 /// cell returns, so it is normally already there.)
-const STDERR_SETTLE: Duration = Duration::from_millis(15);
+const STDERR_SETTLE: Duration = Duration::from_millis(5);
 
 /// The rustc version in use, e.g. `1.95.0`.
 pub fn rustc_version() -> String {
@@ -97,6 +97,56 @@ fn add_std_to_library_path() {
     }
 }
 
+/// Items every session starts with.
+///
+/// `EvcxrDebugDisplay`: evcxr shows a trailing expression by first compiling
+/// `(expr).evcxr_display()` and, when that fails (the usual case), compiling again with
+/// `{:?}`. This blanket trait makes the first attempt succeed for every `Debug` value, so a
+/// cell like `1 + 1` compiles once instead of twice. Inherent `evcxr_display` methods still win.
+const PRELUDE_ITEMS: &str = r#"
+#[allow(dead_code)]
+trait EvcxrDebugDisplay {
+    fn evcxr_display(&self);
+}
+impl<T: ::std::fmt::Debug + ?Sized> EvcxrDebugDisplay for T {
+    fn evcxr_display(&self) {
+        use ::std::io::Write;
+        let text = format!("{:?}", self);
+        let stdout = ::std::io::stdout();
+        let mut out = stdout.lock();
+        let _ = write!(out, "EVCXR_BEGIN_CONTENT text/plain\n{}\nEVCXR_END_CONTENT\n", text);
+        let _ = out.flush();
+    }
+}
+"#;
+
+/// Installed in the user process (and again after it restarts): a panic on the cell's thread
+/// is reported on stdout as one `RJK_PANIC location<TAB>message` line, which arrives in order
+/// with the cell's output; panics on other threads print as Rust prints them.
+const PANIC_HOOK: &str = r#"
+{
+    let main_thread = ::std::thread::current().id();
+    ::std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = if let Some(s) = payload.downcast_ref::<&str>() {
+            s.to_string()
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "Box<dyn Any>".to_string()
+        };
+        let location = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())).unwrap_or_default();
+        if ::std::thread::current().id() == main_thread {
+            let escaped = message.replace('\\', "\\\\").replace('\n', "\\n");
+            println!("RJK_PANIC {location}\t{escaped}");
+        } else {
+            let thread = ::std::thread::current();
+            eprintln!("thread '{}' panicked at {location}:\n{message}", thread.name().unwrap_or("<unnamed>"));
+        }
+    }));
+}
+"#;
+
 /// What a running cell shares with the control channel.
 struct RunState {
     running: Mutex<bool>,
@@ -125,7 +175,8 @@ impl EvcxrBackend {
             child: ctx.process_handle(),
         });
         let interrupter = Arc::new(EvcxrInterrupter { state: state.clone() });
-        let backend = EvcxrBackend { ctx, stdout: outputs.stdout, stderr: outputs.stderr, host, state };
+        let mut backend = EvcxrBackend { ctx, stdout: outputs.stdout, stderr: outputs.stderr, host, state };
+        backend.ctx.execute(&format!("{PRELUDE_ITEMS}\n{PANIC_HOOK}")).map_err(|e| anyhow::anyhow!("session prelude failed: {e}"))?;
         Ok((backend, interrupter))
     }
 
@@ -251,6 +302,12 @@ impl Backend for EvcxrBackend {
         }
         *self.state.running.lock().unwrap() = false;
 
+        let restarted = matches!(result, Err(EvcxrError::SubprocessTerminated(_)));
+        if restarted {
+            if let Err(error) = self.ctx.execute(PANIC_HOOK) {
+                tracing::warn!(%error, "panic hook not reinstalled");
+            }
+        }
         if self.state.interrupted.load(Ordering::SeqCst) {
             if self.state.stopped_compile.load(Ordering::SeqCst) && !matches!(result, Err(EvcxrError::SubprocessTerminated(_))) {
                 let evalue = "the cell was stopped while it compiled, so it did not run. Nothing was lost: all variables are kept.";
@@ -260,6 +317,9 @@ impl Backend for EvcxrBackend {
         }
         match result {
             Ok(outputs) => {
+                for phase in &outputs.phases {
+                    tracing::debug!(phase = %phase.name, ms = phase.duration.as_millis() as u64, "evcxr phase");
+                }
                 if let Some(panic) = panic {
                     return Err(self.panic_error(panic, code));
                 }

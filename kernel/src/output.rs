@@ -16,6 +16,9 @@ pub const BEGIN_DISPLAY: &str = "RJK_BEGIN_DISPLAY ";
 pub const END_DISPLAY: &str = "RJK_END_DISPLAY";
 /// `RJK_CLEAR_OUTPUT` (or `RJK_CLEAR_OUTPUT wait`) on its own line clears the cell's output.
 pub const CLEAR_OUTPUT: &str = "RJK_CLEAR_OUTPUT";
+/// `RJK_PANIC location<TAB>message` (newlines and backslashes escaped): the session's panic
+/// hook reports a panic on the cell's thread this way.
+pub const PANIC: &str = "RJK_PANIC ";
 
 /// If `line` starts a panic report on the main thread (`main_tid`), its location.
 fn main_thread_panic(line: &str, main_tid: Option<u32>) -> Option<String> {
@@ -77,6 +80,9 @@ impl<'a> OutputPump<'a> {
             } else {
                 lines.push(line.to_string());
             }
+        } else if let Some(report) = line.strip_prefix(PANIC) {
+            let (location, message) = report.split_once('\t').unwrap_or(("", report));
+            self.panic = Some(Panic { location: location.to_string(), message: unescape(message) });
         } else if let Some(mime) = line.strip_prefix(BEGIN_DISPLAY) {
             self.display = Some((mime.trim().to_string(), Vec::new()));
         } else if let Some(rest) = line.strip_prefix(CLEAR_OUTPUT).filter(|r| r.is_empty() || *r == " wait") {
@@ -161,6 +167,25 @@ impl<'a> OutputPump<'a> {
     }
 }
 
+fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match (c, chars.clone().next()) {
+            ('\\', Some('n')) => {
+                out.push('\n');
+                chars.next();
+            }
+            ('\\', Some('\\')) => {
+                out.push('\\');
+                chars.next();
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,6 +246,13 @@ mod tests {
         let panic = panic.unwrap();
         assert_eq!(panic.location, "src/lib.rs:12:5");
         assert_eq!(panic.message, "index out of bounds: the len is 3 but the index is 7");
+    }
+
+    #[test]
+    fn panic_hook_report_on_stdout() {
+        let (out, panic) = run(&["x", "RJK_PANIC src/lib.rs:3:9\tline one\\nline \\\\two"], &[]);
+        assert_eq!(out, vec![LiveOutput::Stdout("x\n".into())]);
+        assert_eq!(panic, Some(Panic { location: "src/lib.rs:3:9".into(), message: "line one\nline \\two".into() }));
     }
 
     #[test]
