@@ -23,15 +23,91 @@ use crate::output::{OutputPump, Panic};
 /// cell returns, so it is normally already there.)
 const STDERR_SETTLE: Duration = Duration::from_millis(5);
 
-/// The rustc version in use, e.g. `1.95.0`.
-pub fn rustc_version() -> String {
-    std::process::Command::new("rustc")
-        .arg("--version")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.split_whitespace().nth(1).map(str::to_string))
-        .unwrap_or_else(|| "unknown".to_string())
+/// The Rust toolchain this kernel uses, found once at start.
+#[derive(Debug, Clone)]
+pub struct Toolchain {
+    pub sysroot: PathBuf,
+    /// e.g. `1.95.0`
+    pub version: String,
+    pub host: String,
+    pub commit: String,
+}
+
+impl Toolchain {
+    /// Asks `rustc` (through rustup, so toolchain overrides apply) for its sysroot, then the
+    /// toolchain's own rustc for the rest.
+    pub fn discover() -> anyhow::Result<Toolchain> {
+        let run = |program: &Path, args: &[&str]| -> anyhow::Result<String> {
+            let output = std::process::Command::new(program).args(args).output()
+                .map_err(|e| anyhow::anyhow!("cannot run {}: {e} (is Rust installed?)", program.display()))?;
+            anyhow::ensure!(output.status.success(), "{} {:?} failed: {}", program.display(), args, String::from_utf8_lossy(&output.stderr).trim());
+            Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+        };
+        let sysroot = PathBuf::from(run(Path::new("rustc"), &["--print", "sysroot"])?);
+        let rustc = sysroot.join("bin/rustc");
+        let rustc = if rustc.exists() { rustc } else { PathBuf::from("rustc") };
+        let info = run(&rustc, &["-vV"])?;
+        let field = |name: &str| {
+            info.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_string()).unwrap_or_default()
+        };
+        Ok(Toolchain { version: field("release:"), host: field("host:"), commit: field("commit-hash:"), sysroot })
+    }
+
+    /// The toolchain's std sources (the `rust-src` component), if installed.
+    fn library_src(&self) -> Option<PathBuf> {
+        let dir = self.sysroot.join("lib/rustlib/src/rust/library");
+        dir.join("core").exists().then_some(dir)
+    }
+}
+
+/// The parts of std's sources that rust-analyzer reads to know std's types: `core`, `alloc`,
+/// `std` and what they include by path, without tests, benches and `core::arch` (16 MB of
+/// intrinsics no lesson uses). Halves the kernel's memory and speeds its start. Built once per
+/// toolchain in the cache; `None` when `rust-src` is missing (rust-analyzer then goes without).
+fn analysis_sources(cache: &Path, toolchain: &Toolchain) -> Option<PathBuf> {
+    let source = toolchain.library_src()?;
+    let key = format!("{}-{}", toolchain.version, toolchain.commit.get(..9).unwrap_or(&toolchain.commit));
+    let target = cache.join("analysis-src").join(key).join("library");
+    if target.join(".complete").exists() {
+        return Some(target);
+    }
+    let build = || -> std::io::Result<()> {
+        let _ = std::fs::remove_dir_all(&target);
+        for name in ["core", "alloc", "std", "backtrace", "portable-simd"] {
+            if source.join(name).exists() {
+                copy_sources(&source.join(name), &target.join(name))?;
+            }
+        }
+        let arch = target.join("stdarch/crates/core_arch/src");
+        std::fs::create_dir_all(&arch)?;
+        std::fs::write(arch.join("mod.rs"), "//! core::arch is left out of the kernel's analysis sources.\n")?;
+        std::fs::write(target.join(".complete"), "")
+    };
+    match build() {
+        Ok(()) => Some(target),
+        Err(error) => {
+            tracing::warn!(%error, "could not prepare analysis sources; rust-analyzer reads all of std");
+            None
+        }
+    }
+}
+
+/// Copies a source tree, leaving out `tests` and `benches` directories.
+fn copy_sources(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let path = entry.path();
+        let name = entry.file_name();
+        if entry.file_type()?.is_dir() {
+            if name != "tests" && name != "benches" {
+                copy_sources(&path, &to.join(&name))?;
+            }
+        } else {
+            std::fs::copy(&path, to.join(&name))?;
+        }
+    }
+    Ok(())
 }
 
 /// The kernel's cache directory (`$RUST_JIT_KERNEL_CACHE`, else `~/.cache/rust-jit-kernel`).
@@ -53,9 +129,38 @@ pub struct Workspace {
     _lock: File,
 }
 
-/// Reserves a workspace and points evcxr at it: `EVCXR_CONFIG_DIR` holds an `evcxr.toml`
-/// that sets opt-level 0 for plain cells and the build directory. Call before any thread starts.
-pub fn prepare_workspace(cache: &Path) -> std::io::Result<Workspace> {
+/// Prepares the process environment for evcxr. Call before any thread starts.
+///
+/// - reserves a workspace; `EVCXR_CONFIG_DIR` holds an `evcxr.toml` that sets opt-level 0 for
+///   plain cells and the build directory;
+/// - puts the toolchain's `bin` first on `PATH` (no rustup proxy in front of every cargo and
+///   rustc call) and its libstd on `LD_LIBRARY_PATH`;
+/// - points rust-analyzer at trimmed std sources (`RUST_SRC_PATH`).
+pub fn prepare_environment(cache: &Path, toolchain: &Toolchain) -> std::io::Result<Workspace> {
+    let workspace = reserve_workspace(cache)?;
+    prepend_path("PATH", vec![toolchain.sysroot.join("bin")]);
+    prepend_path(
+        "LD_LIBRARY_PATH",
+        vec![toolchain.sysroot.join("lib/rustlib").join(&toolchain.host).join("lib"), toolchain.sysroot.join("lib")],
+    );
+    if std::env::var_os("RUST_SRC_PATH").is_none() {
+        if let Some(src) = analysis_sources(cache, toolchain) {
+            std::env::set_var("RUST_SRC_PATH", src);
+        }
+    }
+    Ok(workspace)
+}
+
+fn prepend_path(var: &str, mut dirs: Vec<PathBuf>) {
+    if let Some(existing) = std::env::var_os(var) {
+        dirs.extend(std::env::split_paths(&existing));
+    }
+    if let Ok(joined) = std::env::join_paths(dirs) {
+        std::env::set_var(var, joined);
+    }
+}
+
+fn reserve_workspace(cache: &Path) -> std::io::Result<Workspace> {
     let sessions = cache.join("sessions");
     std::fs::create_dir_all(&sessions)?;
     for slot in 0.. {
@@ -72,29 +177,9 @@ pub fn prepare_workspace(cache: &Path) -> std::io::Result<Workspace> {
         let toml = format!("[evcxr]\nopt_level = \"0\"\ntmpdir = {:?}\n", build.display().to_string());
         std::fs::write(config.join("evcxr.toml"), toml)?;
         std::env::set_var("EVCXR_CONFIG_DIR", &config);
-        add_std_to_library_path();
         return Ok(Workspace { dir, _lock: lock });
     }
     unreachable!()
-}
-
-/// Cells link libstd dynamically; the RUNPATH cargo writes into them is relative to where
-/// they were linked and breaks when the build directory and the toolchain share a parent
-/// (e.g. both under $HOME). Put the toolchain's libstd on the user process's library path.
-fn add_std_to_library_path() {
-    let sysroot = std::process::Command::new("rustc").args(["--print", "sysroot"]).output();
-    let Ok(sysroot) = sysroot.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()) else { return };
-    let host = std::process::Command::new("rustc").args(["--print", "host-tuple"]).output();
-    let mut dirs = vec![PathBuf::from(&sysroot).join("lib")];
-    if let Ok(host) = host.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()) {
-        dirs.insert(0, PathBuf::from(&sysroot).join("lib/rustlib").join(host).join("lib"));
-    }
-    if let Some(existing) = std::env::var_os("LD_LIBRARY_PATH") {
-        dirs.extend(std::env::split_paths(&existing));
-    }
-    if let Ok(joined) = std::env::join_paths(dirs) {
-        std::env::set_var("LD_LIBRARY_PATH", joined);
-    }
 }
 
 /// Items every session starts with.
@@ -167,7 +252,9 @@ pub struct EvcxrBackend {
 impl EvcxrBackend {
     /// Starts evcxr (and its child process). Slow: it compiles a first cell.
     pub fn start(host: Option<HostStderr>) -> anyhow::Result<(Self, Arc<dyn Interrupter>)> {
+        let started = std::time::Instant::now();
         let (ctx, outputs) = CommandContext::new().map_err(|e| anyhow::anyhow!("evcxr failed to start: {e}"))?;
+        tracing::info!(ms = started.elapsed().as_millis() as u64, "evcxr started");
         let state = Arc::new(RunState {
             running: Mutex::new(false),
             interrupted: AtomicBool::new(false),
@@ -177,6 +264,7 @@ impl EvcxrBackend {
         let interrupter = Arc::new(EvcxrInterrupter { state: state.clone() });
         let mut backend = EvcxrBackend { ctx, stdout: outputs.stdout, stderr: outputs.stderr, host, state };
         backend.ctx.execute(&format!("{PRELUDE_ITEMS}\n{PANIC_HOOK}")).map_err(|e| anyhow::anyhow!("session prelude failed: {e}"))?;
+        tracing::info!(ms = started.elapsed().as_millis() as u64, "session prelude ready");
         Ok((backend, interrupter))
     }
 

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use jupyter_protocol::ConnectionInfo;
 use rust_jit_kernel::dispatch::{kernel_info, Control, Flow, Shell};
-use rust_jit_kernel::evcxr_backend::{self, EvcxrBackend};
+use rust_jit_kernel::evcxr_backend::{self, EvcxrBackend, Toolchain};
 use rust_jit_kernel::install::{self, Location};
 use rust_jit_kernel::{host_stderr, transport};
 
@@ -99,9 +99,14 @@ fn run_kernel(connection_file: &PathBuf) -> anyhow::Result<()> {
         .with_writer(move || log.clone())
         .with_ansi(false)
         .init();
-    let _workspace = evcxr_backend::prepare_workspace(&evcxr_backend::cache_dir())?;
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "kernel starting");
+    // SAFETY: mallopt before other threads allocate; fewer arenas keep rust-analyzer's
+    // memory from spreading over one arena per thread.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
+    let toolchain = Toolchain::discover()?;
+    let _workspace = evcxr_backend::prepare_environment(&evcxr_backend::cache_dir(), &toolchain)?;
 
-    let info_reply = kernel_info(&evcxr_backend::rustc_version());
+    let info_reply = kernel_info(&toolchain.version);
     let (outbox, outgoing) = transport::outbox();
     let (shell_tx, shell_rx) = std::sync::mpsc::channel();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
