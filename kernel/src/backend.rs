@@ -63,6 +63,28 @@ pub trait Backend {
     fn variables(&self) -> Vec<String>;
 }
 
+/// An [`Interrupter`] that exists before the engine does: until [`LateInterrupter::set`] is
+/// called there is nothing to interrupt.
+#[derive(Default)]
+pub struct LateInterrupter(std::sync::OnceLock<std::sync::Arc<dyn Interrupter>>);
+
+impl LateInterrupter {
+    pub fn set(&self, interrupter: std::sync::Arc<dyn Interrupter>) {
+        let _ = self.0.set(interrupter);
+    }
+}
+
+impl Interrupter for LateInterrupter {
+    fn interrupt(&self) -> bool {
+        self.0.get().is_some_and(|i| i.interrupt())
+    }
+    fn terminate(&self) {
+        if let Some(i) = self.0.get() {
+            i.terminate()
+        }
+    }
+}
+
 /// Stops a running cell from another thread (control channel).
 pub trait Interrupter: Send + Sync {
     /// Asks the running cell to stop. Returns false when no cell was running.

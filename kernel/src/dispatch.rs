@@ -307,7 +307,9 @@ impl<B: Backend> Shell<B> {
     }
 }
 
-/// Control-channel requests: answered at once, even while the shell is busy.
+/// Control-channel requests: answered at once, even while the shell is busy. Also answers
+/// `kernel_info_request` from the shell channel, so a client learns the kernel is up while
+/// the engine is still starting.
 pub struct Control {
     publisher: Publisher,
     interrupter: Arc<dyn Interrupter>,
@@ -319,9 +321,10 @@ impl Control {
         Control { publisher: Publisher::new(outbox), interrupter, info }
     }
 
-    pub fn handle(&self, message: &JupyterMessage) -> Flow {
+    /// Handles a request that arrived on `channel` (replies go back on it).
+    pub fn handle(&self, channel: Channel, message: &JupyterMessage) -> Flow {
         self.publisher.around(message, || {
-            let reply = |content: JupyterMessageContent| self.publisher.reply(Channel::Control, message, content);
+            let reply = |content: JupyterMessageContent| self.publisher.reply(channel.clone(), message, content);
             match &message.content {
                 JupyterMessageContent::KernelInfoRequest(_) => {
                     reply(JupyterMessageContent::KernelInfoReply(Box::new(self.info.clone())))
@@ -336,9 +339,7 @@ impl Control {
                     reply(ShutdownReply { restart: request.restart, status: ReplyStatus::Ok, error: None }.into());
                     return Flow::Shutdown { restart: request.restart };
                 }
-                JupyterMessageContent::UnknownMessage(unknown) => {
-                    self.publisher.unknown(Channel::Control, message, unknown)
-                }
+                JupyterMessageContent::UnknownMessage(unknown) => self.publisher.unknown(channel.clone(), message, unknown),
                 other => tracing::warn!(msg_type = other.message_type(), "not a control request; ignored"),
             }
             Flow::Continue

@@ -243,6 +243,11 @@ struct RunState {
 
 pub struct EvcxrBackend {
     ctx: CommandContext,
+    /// The session prelude has not been compiled yet: it goes in front of the next cell
+    /// (one compile instead of two, and none at start).
+    needs_items: bool,
+    /// The user process is new: the panic hook goes in front of the next cell.
+    needs_hook: bool,
     stdout: Receiver<String>,
     stderr: Receiver<String>,
     host: Option<HostStderr>,
@@ -262,13 +267,31 @@ impl EvcxrBackend {
             child: ctx.process_handle(),
         });
         let interrupter = Arc::new(EvcxrInterrupter { state: state.clone() });
-        let mut backend = EvcxrBackend { ctx, stdout: outputs.stdout, stderr: outputs.stderr, host, state };
-        backend.ctx.execute(&format!("{PRELUDE_ITEMS}\n{PANIC_HOOK}")).map_err(|e| anyhow::anyhow!("session prelude failed: {e}"))?;
-        tracing::info!(ms = started.elapsed().as_millis() as u64, "session prelude ready");
+        let backend = EvcxrBackend {
+            ctx,
+            needs_items: true,
+            needs_hook: true,
+            stdout: outputs.stdout,
+            stderr: outputs.stderr,
+            host,
+            state,
+        };
         Ok((backend, interrupter))
     }
 
     /// Runs evcxr while pumping output to `sink`; returns evcxr's result and any panic.
+    /// What goes in front of the learner's code in the next compile.
+    fn prefix(&self) -> String {
+        let mut prefix = String::new();
+        if self.needs_items {
+            prefix.push_str(PRELUDE_ITEMS.trim_start());
+        }
+        if self.needs_hook {
+            prefix.push_str(PANIC_HOOK.trim_start());
+        }
+        prefix
+    }
+
     fn run_pumped(&mut self, code: &str, sink: OutputSink<'_>) -> (Result<evcxr::EvalOutputs, EvcxrError>, Option<Panic>) {
         let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
         let host_lines = self.host.as_ref().map(|h| h.lines.clone()).unwrap_or_else(never);
@@ -384,17 +407,20 @@ impl Backend for EvcxrBackend {
         if let Some(host) = &self.host {
             host.set_capturing(true);
         }
-        let (result, panic) = self.run_pumped(code, sink);
+        let prefix = self.prefix();
+        let prefix_lines = prefix.lines().count();
+        let (result, panic) = self.run_pumped(&format!("{prefix}{code}"), sink);
         if let Some(host) = &self.host {
             host.set_capturing(false);
         }
         *self.state.running.lock().unwrap() = false;
 
-        let restarted = matches!(result, Err(EvcxrError::SubprocessTerminated(_)));
-        if restarted {
-            if let Err(error) = self.ctx.execute(PANIC_HOOK) {
-                tracing::warn!(%error, "panic hook not reinstalled");
-            }
+        match &result {
+            // The cell's items (the prelude's too) are committed; the hook runs in this process.
+            Ok(_) => (self.needs_items, self.needs_hook) = (false, false),
+            // A new user process: it needs the hook again.
+            Err(EvcxrError::SubprocessTerminated(_)) => self.needs_hook = true,
+            Err(_) => {}
         }
         if self.state.interrupted.load(Ordering::SeqCst) {
             if self.state.stopped_compile.load(Ordering::SeqCst) && !matches!(result, Err(EvcxrError::SubprocessTerminated(_))) {
@@ -415,7 +441,7 @@ impl Backend for EvcxrBackend {
                 Ok(if bundle.is_empty() { None } else { Some(bundle) })
             }
             Err(EvcxrError::CompilationErrors(errors)) => {
-                let diagnostics: Vec<Diagnostic> = errors.iter().map(diagnostic).collect();
+                let diagnostics: Vec<Diagnostic> = errors.iter().map(|e| diagnostic(e, prefix_lines)).collect();
                 Err(diagnostics::compile_error(&diagnostics, code))
             }
             Err(EvcxrError::SubprocessTerminated(message)) => {
@@ -478,15 +504,17 @@ impl Backend for EvcxrBackend {
     }
 }
 
-fn diagnostic(error: &CompilationError) -> Diagnostic {
+/// evcxr's error as a [`Diagnostic`], with lines counted from the learner's first line
+/// (`prefix_lines` lines of prelude went in front).
+fn diagnostic(error: &CompilationError, prefix_lines: usize) -> Diagnostic {
     let labels = error
         .spanned_messages()
         .iter()
         .map(|m| {
-            let span = m.span.map(|s| CellSpan {
-                start_line: s.start_line,
+            let span = m.span.filter(|s| s.start_line > prefix_lines).map(|s| CellSpan {
+                start_line: s.start_line - prefix_lines,
                 start_column: s.start_column,
-                end_line: s.end_line,
+                end_line: s.end_line - prefix_lines,
                 end_column: s.end_column,
             });
             (span, m.label.clone())

@@ -6,7 +6,9 @@ use jupyter_protocol::ConnectionInfo;
 use rust_jit_kernel::dispatch::{kernel_info, Control, Flow, Shell};
 use rust_jit_kernel::evcxr_backend::{self, EvcxrBackend, Toolchain};
 use rust_jit_kernel::install::{self, Location};
+use rust_jit_kernel::backend::{Interrupter, LateInterrupter};
 use rust_jit_kernel::{host_stderr, transport};
+use std::sync::Arc;
 
 /// A Jupyter kernel for Rust, with IPython-style magics and #[jit].
 #[derive(Parser)]
@@ -89,6 +91,9 @@ fn read_connection_file(path: &PathBuf) -> anyhow::Result<ConnectionInfo> {
 
 fn run_kernel(connection_file: &PathBuf) -> anyhow::Result<()> {
     let info = read_connection_file(connection_file)?;
+    // SAFETY: mallopt before any other thread allocates; fewer arenas keep rust-analyzer's
+    // memory from spreading over one arena per thread.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
 
     // Before any thread starts: capture our stderr (cargo progress) and reserve a build dir.
     let (host, log) = host_stderr::capture()?;
@@ -100,39 +105,35 @@ fn run_kernel(connection_file: &PathBuf) -> anyhow::Result<()> {
         .with_ansi(false)
         .init();
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "kernel starting");
-    // SAFETY: mallopt before other threads allocate; fewer arenas keep rust-analyzer's
-    // memory from spreading over one arena per thread.
-    unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
     let toolchain = Toolchain::discover()?;
     let _workspace = evcxr_backend::prepare_environment(&evcxr_backend::cache_dir(), &toolchain)?;
 
     let info_reply = kernel_info(&toolchain.version);
     let (outbox, outgoing) = transport::outbox();
     let (shell_tx, shell_rx) = std::sync::mpsc::channel();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
 
-    // The engine thread owns evcxr and serves shell requests one at a time.
+    // The engine thread owns evcxr and serves shell requests one at a time. The sockets are
+    // bound while it starts, so clients connect and get kernel_info at once.
+    let interrupter = Arc::new(LateInterrupter::default());
+    let engine_interrupter = interrupter.clone();
     let engine_outbox = outbox.clone();
     let engine_info = info_reply.clone();
-    std::thread::Builder::new().name("engine".into()).spawn(move || match EvcxrBackend::start(Some(host)) {
-        Ok((backend, interrupter)) => {
-            let _ = ready_tx.send(Ok(interrupter));
-            let flow = Shell::new(backend, engine_outbox, engine_info).run(shell_rx);
-            let _ = done_tx.send(flow);
-        }
-        Err(error) => {
-            let _ = ready_tx.send(Err(error));
-        }
+    std::thread::Builder::new().name("engine".into()).spawn(move || {
+        let flow = EvcxrBackend::start(Some(host)).map(|(backend, evcxr_interrupter)| {
+            engine_interrupter.set(evcxr_interrupter);
+            Shell::new(backend, engine_outbox, engine_info).run(shell_rx)
+        });
+        let _ = done_tx.send(flow);
     })?;
-    let interrupter = ready_rx.recv()??;
 
     let control = Control::new(outbox, interrupter.clone(), info_reply);
     let session = uuid_like();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let flow = runtime.block_on(transport::serve(&info, &session, outgoing, shell_tx, control, done_rx))?;
-    tracing::info!(?flow, "kernel shutting down");
+    let flow = runtime.block_on(transport::serve(&info, &session, outgoing, shell_tx, control, done_rx));
     interrupter.terminate();
+    let flow = flow?;
+    tracing::info!(?flow, "kernel shutting down");
     // The engine thread may be inside a cell; leave without waiting for it.
     std::process::exit(if matches!(flow, Flow::Shutdown { .. }) { 0 } else { 1 });
 }

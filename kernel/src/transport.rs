@@ -9,7 +9,7 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jupyter_protocol::{Channel, ConnectionInfo, IoPubWelcome, JupyterMessage};
+use jupyter_protocol::{Channel, ConnectionInfo, IoPubWelcome, JupyterMessage, JupyterMessageContent};
 use jupyter_zmq_client::{
     create_kernel_control_connection, create_kernel_heartbeat_connection, create_kernel_iopub_xpub_connection,
     create_kernel_shell_connection, create_kernel_stdin_connection, RawMessage, RouterRecvConnection, RuntimeError,
@@ -68,8 +68,9 @@ pub async fn serve(
     mut outgoing: UnboundedReceiver<(Channel, JupyterMessage)>,
     shell_requests: Sender<JupyterMessage>,
     control: Control,
-    engine_done: tokio::sync::oneshot::Receiver<Flow>,
+    engine_done: tokio::sync::oneshot::Receiver<anyhow::Result<Flow>>,
 ) -> anyhow::Result<Flow> {
+    let control = Arc::new(control);
     let mut heartbeat = create_kernel_heartbeat_connection(info).await?;
     let (mut shell_out, mut shell_in) = create_kernel_shell_connection(info, session).await?.split();
     let (mut control_out, mut control_in) = create_kernel_control_connection(info, session).await?.split();
@@ -85,11 +86,17 @@ pub async fn serve(
         }
     });
 
+    let shell_control = control.clone();
     tokio::spawn(async move {
         loop {
             match read_request(&mut shell_in).await {
                 Read::Message(message) => {
                     tracing::debug!(msg_type = message.header.msg_type, "shell request");
+                    if let JupyterMessageContent::KernelInfoRequest(_) = message.content {
+                        // Stateless: answered at once, even while the engine starts or runs a cell.
+                        shell_control.handle(Channel::Shell, &message);
+                        continue;
+                    }
                     if shell_requests.send(message).is_err() {
                         break;
                     }
@@ -115,7 +122,7 @@ pub async fn serve(
         loop {
             match read_request(&mut control_in).await {
                 Read::Message(message) => {
-                    let flow = tokio::task::block_in_place(|| control.handle(&message));
+                    let flow = tokio::task::block_in_place(|| control.handle(Channel::Control, &message));
                     if flow != Flow::Continue {
                         let _ = control_flow_tx.send(flow);
                     }
@@ -155,7 +162,11 @@ pub async fn serve(
                 Err(error) => tracing::debug!(%error, "iopub subscription message"),
             },
             Some(flow) = control_flow_rx.recv(), if shutdown.is_none() => shutdown = Some(flow),
-            flow = &mut engine_done, if shutdown.is_none() => shutdown = Some(flow.unwrap_or(Flow::Shutdown { restart: false })),
+            flow = &mut engine_done, if shutdown.is_none() => match flow {
+                Ok(Ok(flow)) => shutdown = Some(flow),
+                Ok(Err(error)) => return Err(error),
+                Err(_) => shutdown = Some(Flow::Shutdown { restart: false }),
+            },
             _ = tokio::time::sleep(Duration::from_millis(50)), if shutdown.is_some() => {
                 // Everything queued before the shutdown has been sent.
                 if outgoing.is_empty() { break; }

@@ -287,13 +287,17 @@ fn control_interrupts_and_shuts_down() {
     let interrupter = Arc::new(NoInterrupt(Mutex::new(Vec::new())));
     let control = Control::new(recorder.clone(), interrupter.clone(), kernel_info("1.95.0"));
     let request = JupyterMessage::new(InterruptRequest {}, None);
-    assert_eq!(control.handle(&request), Flow::Continue);
+    assert_eq!(control.handle(Channel::Control, &request), Flow::Continue);
     let s = summary(&recorder.take(), &request);
     assert_eq!(types(&s), ["IOPub:status", "Control:interrupt_reply", "IOPub:status"]);
     let request = JupyterMessage::new(ShutdownRequest { restart: true }, None);
-    assert_eq!(control.handle(&request), Flow::Shutdown { restart: true });
+    assert_eq!(control.handle(Channel::Control, &request), Flow::Shutdown { restart: true });
     let s = summary(&recorder.take(), &request);
     assert_eq!(s[1].2, json!({"restart": true, "status": "ok"}));
+    let request = JupyterMessage::new(KernelInfoRequest {}, None);
+    control.handle(Channel::Shell, &request);
+    let s = summary(&recorder.take(), &request);
+    assert_eq!(types(&s), ["IOPub:status", "Shell:kernel_info_reply", "IOPub:status"]);
     assert_eq!(*interrupter.0.lock().unwrap(), ["interrupt", "terminate"]);
 }
 
