@@ -38,6 +38,8 @@ class RustJitKernelTests(jkt.KernelTests):
 
     code_inspect_sample = "std::mem::swap"
 
+    code_page_something = "?std::mem::swap"
+
     code_clear_output = 'println!("RJK_CLEAR_OUTPUT");'
 
 

@@ -245,3 +245,34 @@ def test_cli_errors_and_install(tmp_path):
     assert (tmp_path / "share/jupyter/kernels/rust-jit/logo-64x64.png").exists()
     subprocess.run([str(BINARY), "uninstall", "--prefix", str(tmp_path)], check=True, capture_output=True)
     assert not (tmp_path / "share/jupyter/kernels/rust-jit").exists()
+
+
+def test_interrupt_during_a_compile_keeps_everything(tmp_path):
+    crate = tmp_path / "slow_build"
+    (crate / "src").mkdir(parents=True)
+    (crate / "Cargo.toml").write_text('[package]\nname = "slow_build"\nversion = "0.1.0"\nedition = "2021"\n')
+    (crate / "build.rs").write_text("fn main() { std::thread::sleep(std::time::Duration::from_secs(120)); }\n")
+    (crate / "src/lib.rs").write_text("pub fn f() -> i32 { 1 }\n")
+    k = Kernel()
+    try:
+        k.ok("let kept_through_compile = 21;")
+        msg_id = k.kc.execute(f':dep slow_build = {{ path = "{crate}" }}')
+        time.sleep(4)  # cargo is running the build script
+        start = time.time()
+        k.km.interrupt_kernel()
+        reply = k.reply_to(msg_id, timeout=10)
+        assert time.time() - start < 2.0
+        assert reply["content"]["ename"] == "Interrupted"
+        assert "Nothing was lost" in reply["content"]["evalue"]
+        assert k.result("kept_through_compile * 2") == "42"
+    finally:
+        k.shutdown()
+
+
+def test_question_mark_pages_documentation(kernel):
+    reply, msgs = kernel.run("?std::mem::swap")
+    assert reply["content"]["status"] == "ok"
+    page = reply["content"]["payload"][0]
+    assert page["source"] == "page" and "swap" in page["data"]["text/plain"]
+    reply, _ = kernel.run("?no_such_thing_anywhere")
+    assert reply["content"]["status"] == "error"

@@ -14,7 +14,7 @@ use jupyter_protocol::{
     Channel, ClearOutput, CodeMirrorMode, CommInfoReply, CompleteReply, CompleteRequest, DisplayData,
     ErrorOutput, ExecuteInput, ExecuteReply, ExecuteRequest, ExecuteResult, ExecutionCount,
     HelpLink, HistoryReply, InspectReply, InspectRequest, InterruptReply, IsCompleteReply,
-    JupyterMessage, JupyterMessageContent, KernelInfoReply, LanguageInfo, Media, ReplyError,
+    JupyterMessage, JupyterMessageContent, KernelInfoReply, LanguageInfo, Media, Payload, ReplyError,
     ReplyStatus, ShutdownReply, Status, StreamContent, UnknownMessage,
 };
 use serde_json::Value;
@@ -219,6 +219,9 @@ impl<B: Backend> Shell<B> {
     }
 
     fn execute(&mut self, parent: &JupyterMessage, request: &ExecuteRequest) {
+        if let Some(name) = help_request(&request.code) {
+            return self.page_help(parent, request, name);
+        }
         let silent = request.silent;
         let store = request.store_history && !silent;
         if store {
@@ -274,6 +277,34 @@ impl<B: Backend> Shell<B> {
         }
         if store {
             self.history.record(self.execution_count, &request.code, &output_text);
+        }
+        self.publisher.reply(Channel::Shell, parent, reply);
+    }
+
+    /// `?name`: the documentation of `name` in the pager (IPython's `?obj`), as a `page` payload.
+    fn page_help(&mut self, parent: &JupyterMessage, request: &ExecuteRequest, name: &str) {
+        if !request.silent && request.store_history {
+            self.execution_count += 1;
+        }
+        let count = ExecutionCount::new(self.execution_count);
+        if !request.silent {
+            self.publisher.iopub(parent, ExecuteInput { code: request.code.clone(), execution_count: count });
+        }
+        let mut reply = ExecuteReply { execution_count: count, user_expressions: Some(HashMap::new()), ..Default::default() };
+        match self.backend.inspect(name, name.len()) {
+            Some(bundle) => reply.payload.push(Payload::Page { data: media(&bundle), start: 0 }),
+            None => {
+                let error = CellError::new("NotFound", format!("no documentation found for `{name}`"));
+                if !request.silent {
+                    let (ename, evalue, traceback) = (error.ename.clone(), error.evalue.clone(), error.traceback.clone());
+                    self.publisher.iopub(parent, ErrorOutput { ename, evalue, traceback });
+                }
+                reply.status = ReplyStatus::Error;
+                reply.error = Some(Box::new(ReplyError { ename: error.ename, evalue: error.evalue, traceback: error.traceback }));
+            }
+        }
+        if request.store_history && !request.silent {
+            self.history.record(self.execution_count, &request.code, "");
         }
         self.publisher.reply(Channel::Shell, parent, reply);
     }
@@ -345,6 +376,15 @@ impl Control {
             Flow::Continue
         })
     }
+}
+
+/// `?name` alone in a cell (a Rust path; `?` in front is not valid Rust): the name to look up.
+pub fn help_request(code: &str) -> Option<&str> {
+    let name = code.trim().strip_prefix('?')?.trim();
+    let is_path = !name.is_empty()
+        && name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == ':' || c == '.')
+        && !name.starts_with(':');
+    is_path.then_some(name)
 }
 
 /// A MIME bundle as protocol `Media` (JSON MIME types carry parsed JSON).

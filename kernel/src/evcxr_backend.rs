@@ -482,7 +482,8 @@ impl Backend for EvcxrBackend {
             .find(|(_, c)| !(c.is_alphanumeric() || *c == '_'))
             .map_or(code.len(), |(i, _)| cursor + i);
         match self.ctx.hover_at(code, end) {
-            Ok((plain, html)) if !plain.trim().is_empty() => {
+            // evcxr answers "No documentation found" rather than nothing.
+            Ok((plain, html)) if !plain.trim().is_empty() && plain.trim() != "No documentation found" => {
                 let mut bundle = MimeBundle::from([("text/plain".to_string(), plain)]);
                 if !html.trim().is_empty() {
                     bundle.insert("text/html".to_string(), html);

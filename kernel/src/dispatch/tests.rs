@@ -323,3 +323,19 @@ fn malformed_request_gets_an_error_reply() {
     assert_eq!(types(&s), ["IOPub:status", "Shell:complete_reply", "IOPub:status"]);
     assert_eq!(s[1].2["ename"], json!("MalformedMessage"));
 }
+
+#[test]
+fn question_mark_name_pages_the_documentation() {
+    assert_eq!(help_request("?std::mem::swap"), Some("std::mem::swap"));
+    assert_eq!(help_request("  ? Vec::new \n"), Some("Vec::new"));
+    assert_eq!(help_request("x?"), None);
+    assert_eq!(help_request("?"), None);
+    assert_eq!(help_request("? a + b"), None);
+    let (mut shell, out, calls) = shell();
+    let request = execute("?Vec::len");
+    shell.handle(&request);
+    let s = summary(&out.take(), &request);
+    assert_eq!(types(&s), ["IOPub:status", "IOPub:execute_input", "Shell:execute_reply", "IOPub:status"]);
+    assert_eq!(s[2].2["payload"], json!([{"source": "page", "data": {"text/plain": "fn len(&self) -> usize"}, "start": 0}]));
+    assert!(calls.lock().unwrap().is_empty(), "nothing was executed");
+}
