@@ -219,9 +219,6 @@ impl<B: Backend> Shell<B> {
     }
 
     fn execute(&mut self, parent: &JupyterMessage, request: &ExecuteRequest) {
-        if let Some(name) = help_request(&request.code) {
-            return self.page_help(parent, request, name);
-        }
         let silent = request.silent;
         let store = request.store_history && !silent;
         if store {
@@ -244,12 +241,15 @@ impl<B: Backend> Shell<B> {
                 LiveOutput::Clear { wait } => publisher.iopub(parent, ClearOutput { wait }),
             }
         };
-        let result = self.backend.execute(&request.code, &sink);
+        let (result, payload) = match help_request(&request.code) {
+            Some(name) => self.help(name),
+            None => (self.backend.execute(&request.code, &sink), Vec::new()),
+        };
 
         let mut reply = ExecuteReply {
             status: ReplyStatus::Ok,
             execution_count: count,
-            payload: Vec::new(),
+            payload,
             user_expressions: Some(HashMap::new()),
             error: None,
         };
@@ -282,31 +282,11 @@ impl<B: Backend> Shell<B> {
     }
 
     /// `?name`: the documentation of `name` in the pager (IPython's `?obj`), as a `page` payload.
-    fn page_help(&mut self, parent: &JupyterMessage, request: &ExecuteRequest, name: &str) {
-        if !request.silent && request.store_history {
-            self.execution_count += 1;
-        }
-        let count = ExecutionCount::new(self.execution_count);
-        if !request.silent {
-            self.publisher.iopub(parent, ExecuteInput { code: request.code.clone(), execution_count: count });
-        }
-        let mut reply = ExecuteReply { execution_count: count, user_expressions: Some(HashMap::new()), ..Default::default() };
+    fn help(&mut self, name: &str) -> (Result<Option<MimeBundle>, CellError>, Vec<Payload>) {
         match self.backend.inspect(name, name.len()) {
-            Some(bundle) => reply.payload.push(Payload::Page { data: media(&bundle), start: 0 }),
-            None => {
-                let error = CellError::new("NotFound", format!("no documentation found for `{name}`"));
-                if !request.silent {
-                    let (ename, evalue, traceback) = (error.ename.clone(), error.evalue.clone(), error.traceback.clone());
-                    self.publisher.iopub(parent, ErrorOutput { ename, evalue, traceback });
-                }
-                reply.status = ReplyStatus::Error;
-                reply.error = Some(Box::new(ReplyError { ename: error.ename, evalue: error.evalue, traceback: error.traceback }));
-            }
+            Some(bundle) => (Ok(None), vec![Payload::Page { data: media(&bundle), start: 0 }]),
+            None => (Err(CellError::new("NotFound", format!("no documentation found for `{name}`"))), Vec::new()),
         }
-        if request.store_history && !request.silent {
-            self.history.record(self.execution_count, &request.code, "");
-        }
-        self.publisher.reply(Channel::Shell, parent, reply);
     }
 
     /// Answers an execute that was queued behind a failed cell (`stop_on_error`).
