@@ -243,7 +243,11 @@ impl<B: Backend> Shell<B> {
         };
         let (result, payload) = match help_request(&request.code) {
             Some(name) => self.help(name),
-            None => (self.backend.execute(&request.code, &sink), Vec::new()),
+            None => {
+                let backend = &mut self.backend;
+                let run = || backend.execute(&request.code, &sink);
+                (guarded(run, |bug| Err(CellError::new("InternalError", bug))), Vec::new())
+            }
         };
 
         let mut reply = ExecuteReply {
@@ -300,7 +304,8 @@ impl<B: Backend> Shell<B> {
 
     fn complete(&mut self, request: &CompleteRequest) -> CompleteReply {
         let cursor = byte_offset(&request.code, request.cursor_pos);
-        let completions = self.backend.complete(&request.code, cursor);
+        let backend = &mut self.backend;
+        let completions = guarded(|| backend.complete(&request.code, cursor), |_| Default::default());
         CompleteReply {
             matches: completions.matches,
             cursor_start: char_offset(&request.code, completions.start),
@@ -311,7 +316,8 @@ impl<B: Backend> Shell<B> {
 
     fn inspect(&mut self, request: &InspectRequest) -> InspectReply {
         let cursor = byte_offset(&request.code, request.cursor_pos);
-        match self.backend.inspect(&request.code, cursor) {
+        let backend = &mut self.backend;
+        match guarded(|| backend.inspect(&request.code, cursor), |_| None) {
             Some(bundle) => InspectReply { found: true, data: media(&bundle), ..Default::default() },
             None => InspectReply::default(),
         }
@@ -356,6 +362,20 @@ impl Control {
             Flow::Continue
         })
     }
+}
+
+/// Runs a backend call; a panic in it (a bug in the engine) becomes `on_bug(message)` so the
+/// kernel keeps serving.
+fn guarded<T>(call: impl FnOnce() -> T, on_bug: impl FnOnce(String) -> T) -> T {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_string());
+        tracing::error!(%message, "the engine panicked");
+        on_bug(format!("the kernel hit a bug ({message}); it goes on serving, but this session may be unstable"))
+    })
 }
 
 /// `?name` alone in a cell (a Rust path; `?` in front is not valid Rust): the name to look up.

@@ -105,6 +105,8 @@ fn run_kernel(connection_file: &PathBuf) -> anyhow::Result<()> {
         .with_ansi(false)
         .init();
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "kernel starting");
+    // Our own panics go to the log (fd 2 is the capture pipe now).
+    std::panic::set_hook(Box::new(|info| tracing::error!("kernel panic: {info}")));
     let toolchain = Toolchain::discover()?;
     let _workspace = evcxr_backend::prepare_environment(&evcxr_backend::cache_dir(), &toolchain)?;
 

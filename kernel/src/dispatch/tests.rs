@@ -46,6 +46,7 @@ impl Backend for Fake {
                 Ok(None)
             }
             "fail" => Err(CellError::new("CompilationError", "mismatched types")),
+            "bug" => panic!("engine bug"),
             _ => Ok(Some(MimeBundle::from([("text/plain".into(), code.to_string())]))),
         }
     }
@@ -338,4 +339,18 @@ fn question_mark_name_pages_the_documentation() {
     assert_eq!(types(&s), ["IOPub:status", "IOPub:execute_input", "Shell:execute_reply", "IOPub:status"]);
     assert_eq!(s[2].2["payload"], json!([{"source": "page", "data": {"text/plain": "fn len(&self) -> usize"}, "start": 0}]));
     assert!(calls.lock().unwrap().is_empty(), "nothing was executed");
+}
+
+#[test]
+fn a_panicking_backend_gives_an_error_and_the_shell_goes_on() {
+    let (mut shell, out, _) = shell();
+    let request = execute("bug");
+    shell.handle(&request);
+    let s = summary(&out.take(), &request);
+    assert_eq!(s[3].2["status"], json!("error"));
+    assert_eq!(s[3].2["ename"], json!("InternalError"));
+    let next = execute("1");
+    shell.handle(&next);
+    let s = summary(&out.take(), &next);
+    assert_eq!(s[3].2["status"], json!("ok"));
 }
