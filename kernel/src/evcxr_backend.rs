@@ -279,7 +279,6 @@ impl EvcxrBackend {
         Ok((backend, interrupter))
     }
 
-    /// Runs evcxr while pumping output to `sink`; returns evcxr's result and any panic.
     /// What goes in front of the learner's code in the next compile.
     fn prefix(&self) -> String {
         let mut prefix = String::new();
@@ -292,6 +291,7 @@ impl EvcxrBackend {
         prefix
     }
 
+    /// Runs evcxr while pumping output to `sink`; returns evcxr's result and any panic.
     fn run_pumped(&mut self, code: &str, sink: OutputSink<'_>) -> (Result<evcxr::EvalOutputs, EvcxrError>, Option<Panic>) {
         let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
         let host_lines = self.host.as_ref().map(|h| h.lines.clone()).unwrap_or_else(never);
