@@ -14,9 +14,11 @@ ROOT = Path(__file__).resolve().parent.parent
 BINARY = Path(os.environ.get("RUST_JIT_KERNEL_BIN", ROOT / "target/release/rust-jit-kernel"))
 KERNEL_NAME = "rust-jit"
 
-# Install the kernelspec once, before jupyter_client reads JUPYTER_PATH.
+# Install the kernelspec once, before jupyter_client reads JUPYTER_PATH. `install` also builds the
+# session crate, as it does for a learner.
 _PREFIX = Path(tempfile.mkdtemp(prefix="rjk-jupyter-"))
-subprocess.run([str(BINARY), "install", "--prefix", str(_PREFIX)], check=True, capture_output=True)
+_INSTALL = subprocess.run([str(BINARY), "install", "--prefix", str(_PREFIX)], check=True, capture_output=True, text=True)
+assert "Built the session crate" in _INSTALL.stdout, _INSTALL
 os.environ["JUPYTER_PATH"] = str(_PREFIX / "share/jupyter")
 os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
 

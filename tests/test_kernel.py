@@ -238,7 +238,9 @@ def test_cli_errors_and_install(tmp_path):
     assert res.returncode != 0 and len(res.stderr.strip().splitlines()) == 1
     version = subprocess.run([str(BINARY), "--version"], capture_output=True, text=True, check=True)
     assert version.stdout.startswith("rust-jit-kernel ")
-    subprocess.run([str(BINARY), "install", "--prefix", str(tmp_path)], check=True, capture_output=True)
+    out = subprocess.run([str(BINARY), "install", "--prefix", str(tmp_path), "--no-warm-up"],
+                         check=True, capture_output=True, text=True).stdout
+    assert "Installed kernelspec rust-jit" in out and "Built" not in out
     spec = json.loads((tmp_path / "share/jupyter/kernels/rust-jit/kernel.json").read_text())
     assert spec["display_name"] == "Rust (JIT)" and spec["interrupt_mode"] == "message"
     assert spec["argv"] == [str(BINARY.resolve()), "--connection-file", "{connection_file}"]

@@ -182,6 +182,18 @@ fn reserve_workspace(cache: &Path) -> std::io::Result<Workspace> {
     unreachable!()
 }
 
+/// Builds the session crate once in a workspace slot, so the first kernel after
+/// `rust-jit-kernel install` starts as fast as later ones. Returns how long it took.
+pub fn warm_up(cache: &Path) -> anyhow::Result<Duration> {
+    let started = std::time::Instant::now();
+    let toolchain = Toolchain::discover()?;
+    let _workspace = prepare_environment(cache, &toolchain)?;
+    let (mut backend, _) = EvcxrBackend::start(None)?;
+    let ignore = |_: crate::backend::LiveOutput| {};
+    backend.execute("1 + 1", &ignore).map_err(|e| anyhow::anyhow!("{}: {}", e.ename, e.evalue))?;
+    Ok(started.elapsed())
+}
+
 /// Items every session starts with.
 ///
 /// `EvcxrDebugDisplay`: evcxr shows a trailing expression by first compiling

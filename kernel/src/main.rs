@@ -23,8 +23,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Install the `rust-jit` kernelspec ("Rust (JIT)") pointing at this binary.
-    Install(Where),
+    /// Install the `rust-jit` kernelspec ("Rust (JIT)") pointing at this binary, and build the
+    /// session crate once so the first kernel starts fast.
+    Install {
+        #[command(flatten)]
+        place: Where,
+        /// Only write the kernelspec; skip building the session crate.
+        #[arg(long)]
+        no_warm_up: bool,
+    },
     /// Remove the `rust-jit` kernelspec.
     Uninstall(Where),
 }
@@ -60,10 +67,17 @@ fn main() -> ExitCode {
 
     let cli = Cli::parse();
     let result = match (&cli.command, &cli.connection_file) {
-        (Some(Command::Install(w)), _) => std::env::current_exe()
+        (Some(Command::Install { place, no_warm_up }), _) => std::env::current_exe()
             .map_err(Into::into)
-            .and_then(|exe| install::install(&w.location(), &exe))
-            .map(|dir| println!("Installed kernelspec rust-jit (Rust (JIT)) in {}", dir.display())),
+            .and_then(|exe| install::install(&place.location(), &exe))
+            .and_then(|dir| {
+                println!("Installed kernelspec rust-jit (Rust (JIT)) in {}", dir.display());
+                if !no_warm_up {
+                    let took = evcxr_backend::warm_up(&evcxr_backend::cache_dir())?;
+                    println!("Built the session crate in {:.1} s (cache: {})", took.as_secs_f64(), evcxr_backend::cache_dir().display());
+                }
+                Ok(())
+            }),
         (Some(Command::Uninstall(w)), _) => {
             install::uninstall(&w.location()).map(|dir| println!("Removed {}", dir.display()))
         }
