@@ -278,3 +278,49 @@ def test_question_mark_pages_documentation(kernel):
     assert page["source"] == "page" and "swap" in page["data"]["text/plain"]
     reply, _ = kernel.run("?no_such_thing_anywhere")
     assert reply["content"]["status"] == "error"
+
+
+def test_env_round_trip_into_user_code(kernel):
+    msgs = kernel.ok("%env RJK_TEST_VALUE=hello world")
+    assert stream_text(msgs) == "env: RJK_TEST_VALUE=hello world\n"
+    assert kernel.result('std::env::var("RJK_TEST_VALUE").unwrap()') == '"hello world"'
+    assert kernel.result("%env RJK_TEST_VALUE") == "'hello world'"
+    kernel.ok("%env RJK_TEST_OTHER 3")
+    assert kernel.result('std::env::var("RJK_TEST_OTHER").unwrap()') == '"3"'
+    listing = kernel.result("%env")
+    assert "'RJK_TEST_VALUE': 'hello world'" in listing
+
+
+def test_env_errors_and_help(kernel):
+    kernel.ok("let survives_magic_errors = 1;")
+    reply, msgs = kernel.run("%env NOT_SET_ANYWHERE_123")
+    assert reply["content"]["status"] == "error"
+    assert reply["content"]["ename"] == "UsageError"
+    assert reply["content"]["evalue"] == "Environment does not have key: NOT_SET_ANYWHERE_123"
+    reply, _ = kernel.run("%env =oops")
+    assert reply["content"]["ename"] == "UsageError"
+    help_text = stream_text(kernel.ok("%env?"))
+    assert help_text.startswith("%env") and "Usage" in help_text
+    assert kernel.result("survives_magic_errors") == "1"
+
+
+def test_unknown_magic_and_lsmagic(kernel):
+    reply, msgs = kernel.run("%frobnicate now")
+    assert reply["content"]["status"] == "error"
+    assert "%frobnicate" in reply["content"]["evalue"] and "%lsmagic" in reply["content"]["evalue"]
+    assert [m["msg_type"] for m in msgs].count("error") == 1
+    listing = kernel.result("%lsmagic")
+    assert "%env" in listing and "%lsmagic" in listing
+
+
+def test_mixed_cell_runs_rust_then_magic(kernel):
+    reply, msgs = kernel.run('let mixed = 5;\nprintln!("before {mixed}");\n%env RJK_MIXED=1')
+    assert reply["content"]["status"] == "ok"
+    assert stream_text(msgs) == "before 5\nenv: RJK_MIXED=1\n"
+    assert kernel.result("mixed") == "5"
+
+
+def test_compile_error_after_a_magic_points_at_the_cell_line(kernel):
+    reply, msgs = kernel.run('%env RJK_LINES=1\nlet ok = 1;\nlet bad: i32 = "x";')
+    assert reply["content"]["status"] == "error"
+    assert "cell line 3" in reply["content"]["evalue"]

@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use crate::backend::{Backend, CellError, Interrupter, LiveOutput, MimeBundle};
 use crate::history::History;
-use crate::is_complete::{self, Completeness};
+use magics::lex::{self, Completeness};
 
 /// The messaging protocol version this kernel speaks.
 pub const PROTOCOL_VERSION: &str = "5.4";
@@ -189,7 +189,7 @@ impl<B: Backend> Shell<B> {
                 reply(JupyterMessageContent::KernelInfoReply(Box::new(self.info.clone())))
             }
             JupyterMessageContent::IsCompleteRequest(request) => {
-                let content = match is_complete::check(&request.code) {
+                let content = match lex::check(&request.code) {
                     Completeness::Complete => IsCompleteReply::complete(),
                     Completeness::Incomplete { indent } => IsCompleteReply::incomplete(indent),
                     Completeness::Invalid => IsCompleteReply::invalid(),
@@ -245,7 +245,7 @@ impl<B: Backend> Shell<B> {
             Some(name) => self.help(name),
             None => {
                 let backend = &mut self.backend;
-                let run = || backend.execute(&request.code, &sink);
+                let run = || crate::cell::run(backend, &request.code, &sink);
                 (guarded(run, |bug| Err(CellError::new("InternalError", bug))), Vec::new())
             }
         };

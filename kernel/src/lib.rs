@@ -1,13 +1,13 @@
 //! rust-jit-kernel: a Jupyter kernel for Rust. See ARCHITECTURE.md for the path of a cell.
 
 pub mod backend;
+pub mod cell;
 pub mod diagnostics;
 pub mod dispatch;
 pub mod evcxr_backend;
 pub mod history;
 pub mod host_stderr;
 pub mod install;
-pub mod is_complete;
 pub mod output;
 pub mod transport;
 pub mod wire;

@@ -354,3 +354,26 @@ fn a_panicking_backend_gives_an_error_and_the_shell_goes_on() {
     let s = summary(&out.take(), &next);
     assert_eq!(s[3].2["status"], json!("ok"));
 }
+
+#[test]
+fn a_mixed_cell_runs_rust_then_the_magic() {
+    let (mut shell, out, calls) = shell();
+    let request = execute("let a = 1;\n%lsmagic");
+    shell.handle(&request);
+    let s = summary(&out.take(), &request);
+    assert_eq!(*calls.lock().unwrap(), ["let a = 1;"]);
+    assert_eq!(types(&s), ["IOPub:status", "IOPub:execute_input", "IOPub:execute_result", "Shell:execute_reply", "IOPub:status"]);
+    assert!(s[2].2["data"]["text/plain"].as_str().unwrap().contains("%env"));
+}
+
+#[test]
+fn an_unknown_magic_is_a_usage_error_and_runs_nothing_after_it() {
+    let (mut shell, out, calls) = shell();
+    let request = execute("%nope\nlet b = 2;");
+    shell.handle(&request);
+    let s = summary(&out.take(), &request);
+    assert!(calls.lock().unwrap().is_empty());
+    assert_eq!(s[3].2["status"], json!("error"));
+    assert_eq!(s[3].2["ename"], json!("UsageError"));
+    assert!(s[3].2["evalue"].as_str().unwrap().contains("%nope"));
+}

@@ -1,8 +1,9 @@
-//! `is_complete_request`: is this Rust cell ready to run?
+//! A lexical scan of Rust code: is it complete (all brackets, strings and block comments
+//! closed)? Used for `is_complete_request` and to tell a `%magic` line from a Rust line
+//! that continues an expression.
 //!
-//! A lexical scan: unclosed brackets, strings or block comments mean "incomplete"
-//! (the next line is indented one level per open bracket); a closing bracket that
-//! does not match means "invalid".
+//! Unclosed brackets, strings or block comments mean "incomplete" (the next line is indented
+//! one level per open bracket); a closing bracket that does not match means "invalid".
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Completeness {

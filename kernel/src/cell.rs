@@ -1,0 +1,79 @@
+//! Runs a cell: its Rust through the backend, its magics through the `magics` crate.
+//!
+//! A cell such as `let a = make(); f(&a);\n%timeit f(&a)` runs its Rust first, then the
+//! magic, which sees `a`. The cell's result is the last segment's value.
+
+use magics::parse::{split, Segment};
+use magics::{Context, MagicError, Value};
+
+use crate::backend::{Backend, CellError, LiveOutput, MimeBundle, OutputSink};
+
+pub fn run<B: Backend + ?Sized>(backend: &mut B, code: &str, sink: OutputSink<'_>) -> Result<Option<MimeBundle>, CellError> {
+    let segments = split(code);
+    if let [Segment::Rust(_)] = segments.as_slice() {
+        return backend.execute(code, sink);
+    }
+    let mut result = None;
+    for segment in segments {
+        result = match segment {
+            Segment::Rust(rust) => backend.execute(&rust, sink)?,
+            Segment::Magic(call) => {
+                let mut session = Session { backend: &mut *backend, sink };
+                match magics::run(&call, &mut session) {
+                    Ok(Some(value)) => show(value, sink),
+                    Ok(None) => None,
+                    Err(MagicError { ename, evalue }) => {
+                        let traceback = vec![format!("\x1b[1;31m{ename}\x1b[0m: {evalue}")];
+                        return Err(CellError { ename, evalue, traceback });
+                    }
+                }
+            }
+        };
+    }
+    Ok(result)
+}
+
+/// Shows what a magic gave; returns its result value, if any.
+fn show(value: Value, sink: OutputSink<'_>) -> Option<MimeBundle> {
+    match value {
+        Value::Show(bundle) => {
+            match bundle.get("text/plain") {
+                Some(text) if bundle.len() == 1 => sink(LiveOutput::Stdout(format!("{text}\n"))),
+                _ => sink(LiveOutput::Display(bundle)),
+            }
+            None
+        }
+        Value::Result(bundle) => Some(bundle),
+        Value::Many(values) => values.into_iter().fold(None, |_, v| show(v, sink)),
+    }
+}
+
+/// What a magic may use of the session.
+struct Session<'a, 'b, B: Backend + ?Sized> {
+    backend: &'a mut B,
+    sink: OutputSink<'b>,
+}
+
+impl<B: Backend + ?Sized> Context for Session<'_, '_, B> {
+    fn run_rust(&mut self, code: &str) -> Result<Option<MimeBundle>, MagicError> {
+        self.backend.execute(code, self.sink).map_err(|e| MagicError { ename: e.ename, evalue: e.evalue })
+    }
+
+    fn env_vars(&self) -> Vec<(String, String)> {
+        std::env::vars_os()
+            .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
+            .collect()
+    }
+
+    fn set_env(&mut self, name: &str, value: &str) -> Result<(), MagicError> {
+        // The kernel process: later compiles (cargo, rustc) and a restarted user process see it.
+        std::env::set_var(name, value);
+        // The running user process: later cells see it, nothing restarts.
+        let code = format!("unsafe {{ ::std::env::set_var({name:?}, {value:?}); }}");
+        let quiet = |_: LiveOutput| {};
+        self.backend.execute(&code, &quiet).map(|_| ()).map_err(|e| MagicError {
+            ename: e.ename,
+            evalue: format!("the kernel has {name}={value}, but the user process could not be updated: {}", e.evalue),
+        })
+    }
+}

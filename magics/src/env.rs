@@ -1,0 +1,170 @@
+//! `%env`: get, set, or list environment variables, as IPython's `%env`.
+
+use crate::{Call, Context, Kind, Magic, MagicError, MimeBundle, Value};
+
+pub struct Env;
+
+/// Names whose values `%env` hides when it lists everything.
+const SECRET_WORDS: [&str; 4] = ["key", "token", "secret", "pass"];
+
+impl Magic for Env {
+    fn name(&self) -> &'static str {
+        "env"
+    }
+    fn kind(&self) -> Kind {
+        Kind::Line
+    }
+    fn help(&self) -> &'static str {
+        "Get, set, or list environment variables.
+
+Usage:
+  %env            lists all environment variables/values (values of names
+                  containing KEY, TOKEN, SECRET or PASS are hidden)
+  %env var        get value for var
+  %env var val    set value for var
+  %env var=val    set value for var
+
+A value set here takes effect at once in the kernel (later compiles see it,
+e.g. RUSTFLAGS) and in the process that runs your cells (std::env::var in
+the next cell sees it, e.g. RAYON_NUM_THREADS). Nothing is restarted."
+    }
+
+    fn run(&self, call: &Call, ctx: &mut dyn Context) -> Result<Option<Value>, MagicError> {
+        let args = call.args.trim();
+        if args.is_empty() {
+            return Ok(Some(Value::Result(list(ctx.env_vars()))));
+        }
+        let split = if args.contains('=') { '=' } else { ' ' };
+        let Some((name, value)) = args.split_once(split) else {
+            return match ctx.env_vars().into_iter().find(|(k, _)| k == args) {
+                Some((_, value)) => Ok(Some(Value::Result(text(python_str(&value))))),
+                None => Err(MagicError::usage(format!("Environment does not have key: {args}"))),
+            };
+        };
+        let (name, value) = (name.trim(), value.trim());
+        if name.is_empty() {
+            return Err(MagicError::usage("usage is 'env var=val'"));
+        }
+        if name.contains(char::is_whitespace) {
+            return Err(MagicError::usage(format!("refusing to set env var with whitespace: '{value}'")));
+        }
+        if name.contains('\0') || value.contains('\0') {
+            return Err(MagicError::usage("environment variables cannot contain NUL"));
+        }
+        ctx.set_env(name, value)?;
+        Ok(Some(Value::text(format!("env: {name}={value}"))))
+    }
+}
+
+fn text(s: String) -> MimeBundle {
+    MimeBundle::from([("text/plain".to_string(), s)])
+}
+
+/// The environment as IPython shows `%env`'s dict, secrets hidden.
+fn list(mut vars: Vec<(String, String)>) -> MimeBundle {
+    vars.sort();
+    let items: Vec<String> = vars
+        .into_iter()
+        .map(|(k, v)| {
+            let lower = k.to_lowercase();
+            let v = if SECRET_WORDS.iter().any(|w| lower.contains(w)) { "<hidden>".to_string() } else { v };
+            format!("{}: {}", python_str(&k), python_str(&v))
+        })
+        .collect();
+    text(format!("{{{}}}", items.join(",\n ")))
+}
+
+/// Python's `repr` of a string: single quotes unless the text has ' and no ".
+pub fn python_str(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c)
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct FakeEnv(Vec<(String, String)>);
+    impl Context for FakeEnv {
+        fn run_rust(&mut self, _: &str) -> Result<Option<MimeBundle>, MagicError> {
+            unreachable!()
+        }
+        fn env_vars(&self) -> Vec<(String, String)> {
+            self.0.clone()
+        }
+        fn set_env(&mut self, name: &str, value: &str) -> Result<(), MagicError> {
+            self.0.retain(|(k, _)| k != name);
+            self.0.push((name.into(), value.into()));
+            Ok(())
+        }
+    }
+
+    fn env(ctx: &mut FakeEnv, args: &str) -> Result<Option<Value>, MagicError> {
+        Env.run(&Call { name: "env".into(), args: args.into(), body: None, line: 1, assign_to: None }, ctx)
+    }
+
+    fn shown(v: Option<Value>) -> String {
+        match v {
+            Some(Value::Show(b)) | Some(Value::Result(b)) => b["text/plain"].clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn set_both_ways_then_get() {
+        let mut ctx = FakeEnv::default();
+        assert_eq!(shown(env(&mut ctx, "RAYON_NUM_THREADS=4").unwrap()), "env: RAYON_NUM_THREADS=4");
+        assert!(matches!(env(&mut ctx, "A 1 2").unwrap(), Some(Value::Show(_))));
+        assert_eq!(shown(env(&mut ctx, "A").unwrap()), "'1 2'");
+        assert_eq!(shown(env(&mut ctx, "RAYON_NUM_THREADS").unwrap()), "'4'");
+        assert!(matches!(env(&mut ctx, "A").unwrap(), Some(Value::Result(_))));
+    }
+
+    #[test]
+    fn list_hides_secrets() {
+        let mut ctx = FakeEnv(vec![
+            ("PATH".into(), "/bin".into()),
+            ("API_KEY".into(), "k".into()),
+            ("GH_TOKEN".into(), "t".into()),
+            ("db_password".into(), "p".into()),
+            ("MY_SECRET".into(), "s".into()),
+        ]);
+        assert_eq!(
+            shown(env(&mut ctx, "").unwrap()),
+            "{'API_KEY': '<hidden>',\n 'GH_TOKEN': '<hidden>',\n 'MY_SECRET': '<hidden>',\n 'PATH': '/bin',\n 'db_password': '<hidden>'}"
+        );
+    }
+
+    #[test]
+    fn errors_are_usage_errors() {
+        let mut ctx = FakeEnv::default();
+        assert_eq!(env(&mut ctx, "MISSING").unwrap_err(), MagicError::usage("Environment does not have key: MISSING"));
+        assert_eq!(env(&mut ctx, "=x").unwrap_err().ename, "UsageError");
+        assert_eq!(env(&mut ctx, "A B=c").unwrap_err().evalue, "refusing to set env var with whitespace: 'c'");
+    }
+
+    #[test]
+    fn python_repr() {
+        assert_eq!(python_str("a"), "'a'");
+        assert_eq!(python_str("it's"), "\"it's\"");
+        assert_eq!(python_str("a'\"b\n"), "'a\\'\"b\\n'");
+    }
+}

@@ -1,0 +1,205 @@
+//! IPython-style magics for rust-jit-kernel.
+//!
+//! A cell is split into Rust code and magics ([`parse::split`]); the kernel runs the Rust
+//! through its engine and each magic through [`Magic::run`], with a [`Context`] that gives
+//! the magic what it may use of the session (run Rust code, the environment). Magics know
+//! no sockets and print nothing: they return a [`Value`] that renders itself.
+//!
+//! The registry ([`REGISTRY`]) is ordered; it drives `%lsmagic` and each magic's help
+//! (`%name?`), which is the magic's [`Magic::help`] text.
+
+use std::collections::BTreeMap;
+
+pub mod env;
+pub mod format;
+pub mod lex;
+pub mod lsmagic;
+pub mod parse;
+
+/// MIME type -> data.
+pub type MimeBundle = BTreeMap<String, String>;
+
+/// Whether a magic is used as `%name` (line), `%%name` (cell), or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Line,
+    Cell,
+    LineAndCell,
+}
+
+impl Kind {
+    pub fn line(self) -> bool {
+        matches!(self, Kind::Line | Kind::LineAndCell)
+    }
+    pub fn cell(self) -> bool {
+        matches!(self, Kind::Cell | Kind::LineAndCell)
+    }
+}
+
+/// One use of a magic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub name: String,
+    /// The rest of the magic's line.
+    pub args: String,
+    /// `%%name`: the lines after the first.
+    pub body: Option<String>,
+    /// 1-based line of the cell the magic is on.
+    pub line: usize,
+    /// `let NAME = %magic ...`: where the value goes.
+    pub assign_to: Option<String>,
+}
+
+/// What a magic gives back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// Shown now, as output of the cell (like IPython's `print`).
+    Show(MimeBundle),
+    /// The value of the magic (IPython's `return`): the cell's result when the magic ends it.
+    Result(MimeBundle),
+    /// Several of the above, in order.
+    Many(Vec<Value>),
+}
+
+impl Value {
+    pub fn text(text: impl Into<String>) -> Value {
+        Value::Show(MimeBundle::from([("text/plain".to_string(), text.into())]))
+    }
+}
+
+/// A failure, shown as an `error` with `ename`/`evalue` (e.g. `UsageError`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MagicError {
+    pub ename: String,
+    pub evalue: String,
+}
+
+impl MagicError {
+    pub fn usage(evalue: impl Into<String>) -> Self {
+        MagicError { ename: "UsageError".to_string(), evalue: evalue.into() }
+    }
+}
+
+/// What a magic may use of the kernel session.
+pub trait Context {
+    /// Runs Rust code in the session as a cell would (its output streams as usual); returns
+    /// the value of a trailing expression.
+    fn run_rust(&mut self, code: &str) -> Result<Option<MimeBundle>, MagicError>;
+    /// The kernel process's environment.
+    fn env_vars(&self) -> Vec<(String, String)>;
+    /// Sets a variable in the kernel process (later compiles see it) and in the user
+    /// process (later cells see it).
+    fn set_env(&mut self, name: &str, value: &str) -> Result<(), MagicError>;
+}
+
+/// A magic: one file in this crate, registered in [`REGISTRY`].
+pub trait Magic: Sync {
+    fn name(&self) -> &'static str;
+    fn kind(&self) -> Kind;
+    /// Usage and description, shown by `%name?` (the magic's docstring).
+    fn help(&self) -> &'static str;
+    /// Whether `let NAME = %magic ...` makes sense (the magic leaves a Rust value).
+    fn assignable(&self) -> bool {
+        false
+    }
+    fn run(&self, call: &Call, ctx: &mut dyn Context) -> Result<Option<Value>, MagicError>;
+}
+
+/// Every magic, in the order `%lsmagic` lists them.
+pub static REGISTRY: &[&dyn Magic] = &[&env::Env, &lsmagic::Lsmagic];
+
+/// The magic named `name` usable as a line (`cell == false`) or cell magic.
+pub fn find(name: &str, cell: bool) -> Option<&'static dyn Magic> {
+    REGISTRY.iter().copied().find(|m| m.name() == name && if cell { m.kind().cell() } else { m.kind().line() })
+}
+
+/// Runs one call: help for `%name?`, the error for an unknown magic, else the magic.
+pub fn run(call: &Call, ctx: &mut dyn Context) -> Result<Option<Value>, MagicError> {
+    let cell = call.body.is_some();
+    let sigil = if cell { "%%" } else { "%" };
+    if let Some(name) = call.name.strip_suffix('?') {
+        let magic = find(name, cell).or_else(|| find(name, !cell));
+        return match magic {
+            Some(m) => Ok(Some(Value::text(format!("{sigil}{name}\n\n{}", m.help().trim())))),
+            None => Err(unknown(sigil, name)),
+        };
+    }
+    match find(&call.name, cell) {
+        Some(magic) if call.assign_to.is_some() && !magic.assignable() => {
+            Err(MagicError::usage(format!("`{sigil}{}` gives no Rust value to assign", call.name)))
+        }
+        Some(magic) => magic.run(call, ctx),
+        None => Err(unknown(sigil, &call.name)),
+    }
+}
+
+fn unknown(sigil: &str, name: &str) -> MagicError {
+    let other = if sigil == "%" { "%%" } else { "%" };
+    let hint = match find(name, sigil == "%") {
+        Some(_) => format!(" (there is a {other}{name})"),
+        None => String::new(),
+    };
+    MagicError::usage(format!("Line magic function `{sigil}{name}` not found{hint}. `%lsmagic` lists the magics."))
+        .with_cell_wording(sigil)
+}
+
+impl MagicError {
+    fn with_cell_wording(mut self, sigil: &str) -> Self {
+        if sigil == "%%" {
+            self.evalue = self.evalue.replacen("Line magic", "Cell magic", 1);
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_names_are_unique_and_every_magic_has_help() {
+        let mut seen = std::collections::HashSet::new();
+        for magic in REGISTRY {
+            assert!(seen.insert((magic.name(), magic.kind().line(), magic.kind().cell())), "duplicate {}", magic.name());
+            assert!(!magic.name().is_empty() && magic.name().chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+            let help = magic.help().trim();
+            assert!(help.len() > 20, "{} has no help", magic.name());
+            assert!(help.contains(&format!("%{}", magic.name())), "{}'s help shows no usage", magic.name());
+        }
+    }
+
+    struct NoSession;
+    impl Context for NoSession {
+        fn run_rust(&mut self, _: &str) -> Result<Option<MimeBundle>, MagicError> {
+            unreachable!()
+        }
+        fn env_vars(&self) -> Vec<(String, String)> {
+            Vec::new()
+        }
+        fn set_env(&mut self, _: &str, _: &str) -> Result<(), MagicError> {
+            Ok(())
+        }
+    }
+
+    fn call(name: &str, cell: bool) -> Call {
+        Call { name: name.into(), args: String::new(), body: cell.then(String::new), line: 1, assign_to: None }
+    }
+
+    #[test]
+    fn unknown_magic_names_it_and_points_to_lsmagic() {
+        let e = run(&call("nope", false), &mut NoSession).unwrap_err();
+        assert_eq!(e.ename, "UsageError");
+        assert_eq!(e.evalue, "Line magic function `%nope` not found. `%lsmagic` lists the magics.");
+        let e = run(&call("nope", true), &mut NoSession).unwrap_err();
+        assert_eq!(e.evalue, "Cell magic function `%%nope` not found. `%lsmagic` lists the magics.");
+        let e = run(&call("env", true), &mut NoSession).unwrap_err();
+        assert!(e.evalue.contains("(there is a %env)"), "{}", e.evalue);
+    }
+
+    #[test]
+    fn question_mark_shows_help() {
+        let Some(Value::Show(b)) = run(&call("env?", false), &mut NoSession).unwrap() else { panic!() };
+        assert!(b["text/plain"].starts_with("%env\n\n"));
+        assert!(b["text/plain"].contains("Usage"));
+    }
+}
