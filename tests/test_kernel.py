@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import tempfile
@@ -324,3 +325,80 @@ def test_compile_error_after_a_magic_points_at_the_cell_line(kernel):
     reply, msgs = kernel.run('%env RJK_LINES=1\nlet ok = 1;\nlet bad: i32 = "x";')
     assert reply["content"]["status"] == "error"
     assert "cell line 3" in reply["content"]["evalue"]
+
+
+TIMEIT_LINE = re.compile(
+    r"^\d[\d.e+]* (ns|µs|ms|s) ± \d[\d.e+]* (ns|µs|ms|s) per loop "
+    r"\(mean ± std\. dev\. of (\d+) runs?, ([\d,]+) loops? each\)$"
+)
+
+
+def test_timeit_in_the_lessons_mixed_cell(kernel):
+    code = (
+        "fn work(v: &Vec<f64>) -> f64 { v.iter().map(|x| x.tanh()).sum() }\n"
+        "let data: Vec<f64> = (0..100).map(|x| x as f64).collect();\n"
+        "work(&data);\n"
+        "%timeit work(&data)"
+    )
+    msgs = kernel.ok(code)
+    line = stream_text(msgs).strip().splitlines()[-1]
+    m = TIMEIT_LINE.match(line)
+    assert m, line
+    assert m.group(3) == "7"
+    loops = int(m.group(4).replace(",", ""))
+    assert str(loops).strip("0") == "1", loops  # a power of ten
+
+
+def test_timeit_options_and_result_kept_for_later_cells(kernel):
+    kernel.ok("let nums: Vec<u64> = (0..1000).collect();")
+    line = stream_text(kernel.ok("%timeit -n 100 -r 3 -p 4 nums.iter().sum::<u64>()")).strip()
+    m = TIMEIT_LINE.match(line)
+    assert m and m.group(3) == "3" and m.group(4) == "100", line
+    assert stream_text(kernel.ok("let t = %timeit -o -q -n 50 -r 4 nums.iter().sum::<u64>()")) == ""
+    assert kernel.result("(t.loops, t.repeat, t.all_runs.len())") == "(50, 4, 4)"
+    assert kernel.result("t.best() <= t.average() && t.average() <= t.worst() && t.stdev() >= 0.0") == "true"
+    assert kernel.result("t").startswith("<TimeitResult : ")
+    kernel.ok("%timeit -q -v kept -n 10 -r 2 nums.len()")
+    assert kernel.result("kept.repeat") == "2"
+    reply, _ = kernel.run("%timeit -r 0 nums.len()")
+    assert reply["content"]["ename"] == "UsageError"
+
+
+def test_cell_timeit_with_setup(kernel):
+    code = "%%timeit -n 20 -r 2 let mut v: Vec<u32> = Vec::with_capacity(64);\nfor i in 0..64 { v.push(i); }\nv.len()"
+    line = stream_text(kernel.ok(code)).strip()
+    m = TIMEIT_LINE.match(line)
+    assert m and m.group(4) == "20", line
+
+
+def test_time_magic(kernel):
+    msgs = kernel.ok("%time (0..1000u64).sum::<u64>()")
+    text = stream_text(msgs)
+    assert re.match(r"^CPU times: user .+, sys: .+, total: .+\nWall time: .+\n$", text), text
+    results = [m for m in msgs if m["msg_type"] == "execute_result"]
+    assert results and results[0]["content"]["data"]["text/plain"] == "499500"
+
+
+def test_timeit_compile_error_points_at_the_magic_line(kernel):
+    reply, msgs = kernel.run("let ok_before = 1;\n%timeit no_such_function(1)")
+    assert reply["content"]["ename"] == "CompilationError"
+    assert "cell line 2" in reply["content"]["evalue"]
+    reply, _ = kernel.run("%timeit broken(")
+    assert reply["content"]["ename"] == "UsageError"
+
+
+def test_interrupt_during_timeit_stops_between_chunks_and_keeps_variables():
+    k = Kernel()
+    try:
+        k.ok("let kept_through_timeit = 7;")
+        msg_id = k.kc.execute("%timeit -n 1 -r 1000 std::thread::sleep(std::time::Duration::from_millis(50))")
+        time.sleep(4)  # compiled and timing
+        start = time.time()
+        k.km.interrupt_kernel()
+        reply = k.reply_to(msg_id, timeout=10)
+        assert time.time() - start < 1.0, time.time() - start
+        assert reply["content"]["ename"] == "Interrupted"
+        assert "Nothing was lost" in reply["content"]["evalue"]
+        assert k.result("kept_through_timeit") == "7"
+    finally:
+        k.shutdown()

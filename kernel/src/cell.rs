@@ -22,8 +22,10 @@ pub fn run<B: Backend + ?Sized>(backend: &mut B, code: &str, sink: OutputSink<'_
                 match magics::run(&call, &mut session) {
                     Ok(Some(value)) => show(value, sink),
                     Ok(None) => None,
-                    Err(MagicError { ename, evalue }) => {
-                        let traceback = vec![format!("\x1b[1;31m{ename}\x1b[0m: {evalue}")];
+                    Err(MagicError { ename, evalue, mut traceback }) => {
+                        if traceback.is_empty() {
+                            traceback = vec![format!("\x1b[1;31m{ename}\x1b[0m: {evalue}")];
+                        }
                         return Err(CellError { ename, evalue, traceback });
                     }
                 }
@@ -56,7 +58,7 @@ struct Session<'a, 'b, B: Backend + ?Sized> {
 
 impl<B: Backend + ?Sized> Context for Session<'_, '_, B> {
     fn run_rust(&mut self, code: &str) -> Result<Option<MimeBundle>, MagicError> {
-        self.backend.execute(code, self.sink).map_err(|e| MagicError { ename: e.ename, evalue: e.evalue })
+        self.backend.execute(code, self.sink).map_err(|e| MagicError { ename: e.ename, evalue: e.evalue, traceback: e.traceback })
     }
 
     fn env_vars(&self) -> Vec<(String, String)> {
@@ -71,9 +73,9 @@ impl<B: Backend + ?Sized> Context for Session<'_, '_, B> {
         // The running user process: later cells see it, nothing restarts.
         let code = format!("unsafe {{ ::std::env::set_var({name:?}, {value:?}); }}");
         let quiet = |_: LiveOutput| {};
-        self.backend.execute(&code, &quiet).map(|_| ()).map_err(|e| MagicError {
-            ename: e.ename,
-            evalue: format!("the kernel has {name}={value}, but the user process could not be updated: {}", e.evalue),
+        self.backend.execute(&code, &quiet).map(|_| ()).map_err(|e| {
+            let evalue = format!("the kernel has {name}={value}, but the user process could not be updated: {}", e.evalue);
+            MagicError::new(e.ename, evalue)
         })
     }
 }

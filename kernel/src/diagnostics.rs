@@ -65,16 +65,25 @@ fn render(d: &Diagnostic, lines: &[&str]) -> Vec<String> {
     let width = spans.iter().map(|(s, _)| s.end_line.to_string().len()).max().unwrap_or(1);
     let pad = " ".repeat(width);
     if let Some((first, _)) = spans.first() {
-        out.push(format!("{pad}{BLUE}-->{RESET} cell:{}:{}", first.start_line, first.start_column));
+        let len = lines.get(first.start_line.wrapping_sub(1)).map_or(0, |t| t.chars().count());
+        // Code a magic generated around the learner's (e.g. `%timeit`) has columns of its own.
+        let at = if first.start_column <= len + 1 { format!(":{}", first.start_column) } else { String::new() };
+        out.push(format!("{pad}{BLUE}-->{RESET} cell:{}{at}", first.start_line));
         out.push(format!("{pad} {BLUE}|{RESET}"));
     }
     // Each source line once, with the carets of every label on it (primary first).
     let mut marks: Vec<(usize, usize, usize, &str)> = Vec::new();
     for (span, label) in &spans {
         for line_no in span.start_line..=span.end_line {
-            let len = lines.get(line_no.wrapping_sub(1)).map_or(0, |t| t.chars().count());
-            let from = if line_no == span.start_line { span.start_column.saturating_sub(1) } else { 0 };
-            let to = if line_no == span.end_line { span.end_column.saturating_sub(1) } else { len };
+            let text = lines.get(line_no.wrapping_sub(1)).copied().unwrap_or("");
+            let len = text.chars().count();
+            let mut from = if line_no == span.start_line { span.start_column.saturating_sub(1) } else { 0 };
+            let mut to = if line_no == span.end_line { span.end_column.saturating_sub(1) } else { len };
+            if from >= len {
+                // Columns from generated code: mark the whole line instead.
+                from = text.chars().take_while(|c| c.is_whitespace()).count();
+                to = len;
+            }
             marks.push((line_no, from, to, if line_no == span.end_line { label } else { "" }));
         }
     }
@@ -121,6 +130,19 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn columns_beyond_the_line_mark_the_whole_line() {
+        let d = Diagnostic {
+            level: "error".into(),
+            message: "cannot find function `g`".into(),
+            labels: vec![(Some(CellSpan { start_line: 1, start_column: 615, end_line: 1, end_column: 616 }), "not found".into())],
+            ..Default::default()
+        };
+        let text: Vec<String> = compile_error(&[d], "%timeit g(1)").traceback.iter().map(|l| strip_ansi(l)).collect();
+        assert_eq!(text[1], " --> cell:1");
+        assert_eq!(text[4], "  | ^^^^^^^^^^^^ not found");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -177,6 +177,7 @@ fn reserve_workspace(cache: &Path) -> std::io::Result<Workspace> {
         let toml = format!("[evcxr]\nopt_level = \"0\"\ntmpdir = {:?}\n", build.display().to_string());
         std::fs::write(config.join("evcxr.toml"), toml)?;
         std::env::set_var("EVCXR_CONFIG_DIR", &config);
+        std::env::set_var(INTERRUPT_FILE_VAR, dir.join("interrupt"));
         return Ok(Workspace { dir, _lock: lock });
     }
     unreachable!()
@@ -247,11 +248,21 @@ const PANIC_HOOK: &str = r#"
 /// What a running cell shares with the control channel.
 struct RunState {
     running: Mutex<bool>,
+    /// Counts cells, so a late watchdog never stops a later cell.
+    generation: AtomicU64,
     interrupted: AtomicBool,
     /// The interrupt stopped a compile (cargo), not the user process.
     stopped_compile: AtomicBool,
     child: Arc<Mutex<std::process::Child>>,
+    /// While it exists, code that checks it (the `%timeit` harness) stops: `RJK_INTERRUPT_FILE`.
+    flag: Option<PathBuf>,
 }
+
+/// How long an interrupted cell may take to stop by itself before the user process is killed.
+const INTERRUPT_GRACE: Duration = Duration::from_millis(1000);
+
+/// The environment variable naming the interrupt flag file.
+pub const INTERRUPT_FILE_VAR: &str = "RJK_INTERRUPT_FILE";
 
 pub struct EvcxrBackend {
     ctx: CommandContext,
@@ -274,9 +285,11 @@ impl EvcxrBackend {
         tracing::info!(ms = started.elapsed().as_millis() as u64, "evcxr started");
         let state = Arc::new(RunState {
             running: Mutex::new(false),
+            generation: AtomicU64::new(0),
             interrupted: AtomicBool::new(false),
             stopped_compile: AtomicBool::new(false),
             child: ctx.process_handle(),
+            flag: std::env::var_os(INTERRUPT_FILE_VAR).map(PathBuf::from),
         });
         let interrupter = Arc::new(EvcxrInterrupter { state: state.clone() });
         let backend = EvcxrBackend {
@@ -413,8 +426,10 @@ impl Backend for EvcxrBackend {
         {
             let mut running = self.state.running.lock().unwrap();
             *running = true;
+            self.state.generation.fetch_add(1, Ordering::SeqCst);
             self.state.interrupted.store(false, Ordering::SeqCst);
             self.state.stopped_compile.store(false, Ordering::SeqCst);
+            self.state.clear_flag();
         }
         if let Some(host) = &self.host {
             host.set_capturing(true);
@@ -426,6 +441,7 @@ impl Backend for EvcxrBackend {
             host.set_capturing(false);
         }
         *self.state.running.lock().unwrap() = false;
+        self.state.clear_flag();
 
         match &result {
             // The cell's items (the prelude's too) are committed; the hook runs in this process.
@@ -439,7 +455,11 @@ impl Backend for EvcxrBackend {
                 let evalue = "the cell was stopped while it compiled, so it did not run. Nothing was lost: all variables are kept.";
                 return Err(CellError::new("Interrupted", evalue));
             }
-            return Err(self.lost_state_error("Interrupted", "The cell was stopped", &variables_before));
+            if matches!(result, Err(EvcxrError::SubprocessTerminated(_))) {
+                return Err(self.lost_state_error("Interrupted", "The cell was stopped", &variables_before));
+            }
+            let evalue = "the cell was stopped. Nothing was lost: all variables are kept.";
+            return Err(CellError::new("Interrupted", evalue));
         }
         match result {
             Ok(outputs) => {
@@ -552,7 +572,18 @@ struct EvcxrInterrupter {
     state: Arc<RunState>,
 }
 
+impl RunState {
+    fn clear_flag(&self) {
+        if let Some(flag) = &self.flag {
+            let _ = std::fs::remove_file(flag);
+        }
+    }
+}
+
 impl Interrupter for EvcxrInterrupter {
+    /// A compile in progress is stopped at once (cargo is killed). A running cell is asked to
+    /// stop (the flag file, which `%timeit` checks between chunks) and gets [`INTERRUPT_GRACE`];
+    /// if it is still running then, the user process is killed.
     fn interrupt(&self) -> bool {
         let running = self.state.running.lock().unwrap();
         if !*running {
@@ -560,13 +591,29 @@ impl Interrupter for EvcxrInterrupter {
         }
         self.state.interrupted.store(true, Ordering::SeqCst);
         let user_pid = self.state.child.lock().unwrap().id();
-        let compilers = kill_children_except(std::process::id(), user_pid);
-        if compilers > 0 {
+        if kill_children_except(std::process::id(), user_pid) > 0 {
             self.state.stopped_compile.store(true, Ordering::SeqCst);
-        } else {
-            let _ = self.state.child.lock().unwrap().kill();
+            return true;
         }
+        if let Some(flag) = &self.state.flag {
+            let _ = std::fs::write(flag, b"interrupt");
+        }
+        let generation = self.state.generation.load(Ordering::SeqCst);
+        let state = self.state.clone();
         drop(running);
+        std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + INTERRUPT_GRACE;
+            while std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+                if !*state.running.lock().unwrap() || state.generation.load(Ordering::SeqCst) != generation {
+                    return;
+                }
+            }
+            let running = state.running.lock().unwrap();
+            if *running && state.generation.load(Ordering::SeqCst) == generation {
+                let _ = state.child.lock().unwrap().kill();
+            }
+        });
         true
     }
 

@@ -15,6 +15,8 @@ pub mod format;
 pub mod lex;
 pub mod lsmagic;
 pub mod parse;
+pub mod time;
+pub mod timeit;
 
 /// MIME type -> data.
 pub type MimeBundle = BTreeMap<String, String>;
@@ -67,16 +69,22 @@ impl Value {
     }
 }
 
-/// A failure, shown as an `error` with `ename`/`evalue` (e.g. `UsageError`).
+/// A failure, shown as an `error` with `ename`/`evalue` (e.g. `UsageError`); `traceback`
+/// when there is more to show (a compile error in the timed statement).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MagicError {
     pub ename: String,
     pub evalue: String,
+    pub traceback: Vec<String>,
 }
 
 impl MagicError {
+    pub fn new(ename: impl Into<String>, evalue: impl Into<String>) -> Self {
+        MagicError { ename: ename.into(), evalue: evalue.into(), traceback: Vec::new() }
+    }
+
     pub fn usage(evalue: impl Into<String>) -> Self {
-        MagicError { ename: "UsageError".to_string(), evalue: evalue.into() }
+        MagicError::new("UsageError", evalue)
     }
 }
 
@@ -106,7 +114,7 @@ pub trait Magic: Sync {
 }
 
 /// Every magic, in the order `%lsmagic` lists them.
-pub static REGISTRY: &[&dyn Magic] = &[&env::Env, &lsmagic::Lsmagic];
+pub static REGISTRY: &[&dyn Magic] = &[&env::Env, &lsmagic::Lsmagic, &time::Time, &timeit::Timeit];
 
 /// The magic named `name` usable as a line (`cell == false`) or cell magic.
 pub fn find(name: &str, cell: bool) -> Option<&'static dyn Magic> {
@@ -130,6 +138,17 @@ pub fn run(call: &Call, ctx: &mut dyn Context) -> Result<Option<Value>, MagicErr
         }
         Some(magic) => magic.run(call, ctx),
         None => Err(unknown(sigil, &call.name)),
+    }
+}
+
+/// Checks that code handed to a magic is whole Rust (brackets, strings, comments closed).
+pub(crate) fn require_complete(magic: &str, code: &str) -> Result<(), MagicError> {
+    match lex::check(code) {
+        lex::Completeness::Complete => Ok(()),
+        lex::Completeness::Incomplete { .. } => {
+            Err(MagicError::usage(format!("{magic}: the code is not complete (a bracket, string or comment is not closed)")))
+        }
+        lex::Completeness::Invalid => Err(MagicError::usage(format!("{magic}: a closing bracket does not match"))),
     }
 }
 
