@@ -402,3 +402,13 @@ def test_interrupt_during_timeit_stops_between_chunks_and_keeps_variables():
         assert k.result("kept_through_timeit") == "7"
     finally:
         k.shutdown()
+
+
+def test_env_rustflags_reach_later_compiles(kernel):
+    assert kernel.result("cfg!(rjk_bench_flag)") == "false"
+    kernel.ok("let kept_across_rustflags = 3;")
+    kernel.ok("%env RUSTFLAGS=--cfg rjk_bench_flag")
+    assert kernel.result("cfg!(rjk_bench_flag)") == "true"
+    assert kernel.result("kept_across_rustflags") == "3"
+    kernel.ok("%env RUSTFLAGS=")
+    assert kernel.result("cfg!(rjk_bench_flag)") == "false"

@@ -61,6 +61,10 @@ pub trait Backend {
 
     /// Names of the variables the user process currently holds.
     fn variables(&self) -> Vec<String>;
+
+    /// Sets an environment variable for what the engine starts from now on (compiles, a
+    /// restarted user process) and in the running user process, without a restart.
+    fn set_env(&mut self, name: &str, value: &str) -> Result<(), CellError>;
 }
 
 /// An [`Interrupter`] that exists before the engine does: until [`LateInterrupter::set`] is

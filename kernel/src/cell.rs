@@ -68,14 +68,6 @@ impl<B: Backend + ?Sized> Context for Session<'_, '_, B> {
     }
 
     fn set_env(&mut self, name: &str, value: &str) -> Result<(), MagicError> {
-        // The kernel process: later compiles (cargo, rustc) and a restarted user process see it.
-        std::env::set_var(name, value);
-        // The running user process: later cells see it, nothing restarts.
-        let code = format!("unsafe {{ ::std::env::set_var({name:?}, {value:?}); }}");
-        let quiet = |_: LiveOutput| {};
-        self.backend.execute(&code, &quiet).map(|_| ()).map_err(|e| {
-            let evalue = format!("the kernel has {name}={value}, but the user process could not be updated: {}", e.evalue);
-            MagicError::new(e.ename, evalue)
-        })
+        self.backend.set_env(name, value).map_err(|e| MagicError::new(e.ename, e.evalue))
     }
 }

@@ -530,6 +530,23 @@ impl Backend for EvcxrBackend {
         }
     }
 
+    fn set_env(&mut self, name: &str, value: &str) -> Result<(), CellError> {
+        // This process: cargo and rustc inherit it, and so does a restarted user process.
+        std::env::set_var(name, value);
+        let quiet = |_: crate::backend::LiveOutput| {};
+        if name == "RUSTFLAGS" {
+            // evcxr sets RUSTFLAGS for cargo itself (cells need -Cprefer-dynamic); its build
+            // environment comes after, so the learner's flags go there, with evcxr's kept.
+            self.execute(&format!(":build_env RUSTFLAGS=-Cprefer-dynamic {value}"), &quiet)?;
+        }
+        // The running user process: the next cell sees it, nothing restarts.
+        let code = format!("unsafe {{ ::std::env::set_var({name:?}, {value:?}); }}");
+        self.execute(&code, &quiet).map(|_| ()).map_err(|e| {
+            let evalue = format!("the kernel has {name}={value}, but the user process could not be updated: {}", e.evalue);
+            CellError::new(&e.ename, evalue)
+        })
+    }
+
     fn variables(&self) -> Vec<String> {
         let mut names: Vec<String> = self.ctx.variables_and_types().map(|(name, _)| name.to_string()).collect();
         names.sort();

@@ -60,6 +60,9 @@ impl Backend for Fake {
     fn variables(&self) -> Vec<String> {
         Vec::new()
     }
+    fn set_env(&mut self, _name: &str, _value: &str) -> Result<(), CellError> {
+        Ok(())
+    }
 }
 
 struct NoInterrupt(Mutex<Vec<&'static str>>);

@@ -1,0 +1,81 @@
+"""Magics benchmarks (issue 3).
+
+1. Harness overhead: `%timeit -o` of trivial expressions, ns per loop.
+2. `%timeit` of the lesson's function (bench/lesson_fn, a path dependency compiled at
+   opt-level 3 like a release build) against the same function timed by a standalone release
+   binary (bench/lesson_fn/src/bin/handtimed.rs) the same way.
+
+Usage: .venv/bin/python bench/magics_bench.py
+"""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BINARY = ROOT / "target/release/rust-jit-kernel"
+CRATE = ROOT / "bench/lesson_fn"
+cache = Path(tempfile.mkdtemp(prefix="rjk-magics-bench-"))
+os.environ["RUST_JIT_KERNEL_CACHE"] = str(cache)
+prefix = Path(tempfile.mkdtemp(prefix="rjk-bench-"))
+subprocess.run([str(BINARY), "install", "--prefix", str(prefix)], check=True, capture_output=True)
+os.environ["JUPYTER_PATH"] = str(prefix / "share/jupyter")
+# Dependencies of the session crate at opt-level 3, as in a release build (the cells stay at 0).
+session = next((cache / "sessions").glob("[0-9]*/"))
+(session / ".cargo").mkdir(exist_ok=True)
+(session / ".cargo/config.toml").write_text(
+    '[profile.dev.package."*"]\nopt-level = 3\ndebug-assertions = false\noverflow-checks = false\n'
+)
+
+from jupyter_client.manager import start_new_kernel  # noqa: E402
+
+
+def run(kc, code: str, timeout: float = 600) -> dict:
+    msg_id = kc.execute(code)
+    result = None
+    while True:
+        msg = kc.get_iopub_msg(timeout=timeout)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "execute_result":
+            result = msg["content"]["data"]["text/plain"]
+        if msg["msg_type"] == "error":
+            raise RuntimeError(f"{code!r}: {msg['content']['evalue']}")
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            return result
+
+
+def main() -> None:
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=CRATE, check=True)
+    km, kc = start_new_kernel(kernel_name="rust-jit", startup_timeout=120)
+    try:
+        print(f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}")
+        print()
+        print("| `%timeit` of | ns per loop |")
+        print("|---|---|")
+        for expr in ["()", "1 + 1", "std::hint::black_box(2u64) * 3"]:
+            run(kc, f"let t = %timeit -o -q {expr}")
+            ns = float(run(kc, "t.average() * 1e9"))
+            print(f"| `{expr}` | {ns:.2f} |")
+        print()
+        run(kc, f':dep lesson_fn = {{ path = "{CRATE}" }}')
+        print("| size | `%timeit` in the kernel | standalone release loop | ratio |")
+        print("|---|---|---|---|")
+        for n in (100, 1000):
+            run(kc, f"let a: lesson_fn::ndarray::Array2<f64> = lesson_fn::lesson_array({n}); lesson_fn::a_plus_tr_tanh_a(&a);")
+            run(kc, "let t = %timeit -o -q lesson_fn::a_plus_tr_tanh_a(&a)")
+            kernel_s = float(run(kc, "t.average()"))
+            out = subprocess.run([str(CRATE / "target/release/handtimed"), str(n)], capture_output=True, text=True, check=True)
+            standalone_s = float(out.stdout.split()[0])
+            print(f"| {n}x{n} | {kernel_s*1e6:.2f} µs | {standalone_s*1e6:.2f} µs | {kernel_s/standalone_s:.3f} |")
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=False)
+
+
+if __name__ == "__main__":
+    main()
