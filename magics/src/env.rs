@@ -101,24 +101,10 @@ pub fn python_str(s: &str) -> String {
 mod tests {
     use super::*;
 
-    #[derive(Default)]
-    struct FakeEnv(Vec<(String, String)>);
-    impl Context for FakeEnv {
-        fn run_rust(&mut self, _: &str) -> Result<Option<MimeBundle>, MagicError> {
-            unreachable!()
-        }
-        fn env_vars(&self) -> Vec<(String, String)> {
-            self.0.clone()
-        }
-        fn set_env(&mut self, name: &str, value: &str) -> Result<(), MagicError> {
-            self.0.retain(|(k, _)| k != name);
-            self.0.push((name.into(), value.into()));
-            Ok(())
-        }
-    }
+    use crate::testing::{call, FakeSession as FakeEnv};
 
     fn env(ctx: &mut FakeEnv, args: &str) -> Result<Option<Value>, MagicError> {
-        Env.run(&Call { name: "env".into(), args: args.into(), body: None, line: 1, assign_to: None }, ctx)
+        Env.run(&call("env", args, None), ctx)
     }
 
     fn shown(v: Option<Value>) -> String {
@@ -140,13 +126,13 @@ mod tests {
 
     #[test]
     fn list_hides_secrets() {
-        let mut ctx = FakeEnv(vec![
+        let mut ctx = FakeEnv { env: vec![
             ("PATH".into(), "/bin".into()),
             ("API_KEY".into(), "k".into()),
             ("GH_TOKEN".into(), "t".into()),
             ("db_password".into(), "p".into()),
             ("MY_SECRET".into(), "s".into()),
-        ]);
+        ], ..Default::default() };
         assert_eq!(
             shown(env(&mut ctx, "").unwrap()),
             "{'API_KEY': '<hidden>',\n 'GH_TOKEN': '<hidden>',\n 'MY_SECRET': '<hidden>',\n 'PATH': '/bin',\n 'db_password': '<hidden>'}"

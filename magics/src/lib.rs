@@ -18,6 +18,9 @@ pub mod parse;
 pub mod time;
 pub mod timeit;
 
+#[cfg(test)]
+mod testing;
+
 /// MIME type -> data.
 pub type MimeBundle = BTreeMap<String, String>;
 
@@ -187,37 +190,26 @@ mod tests {
         }
     }
 
-    struct NoSession;
-    impl Context for NoSession {
-        fn run_rust(&mut self, _: &str) -> Result<Option<MimeBundle>, MagicError> {
-            unreachable!()
-        }
-        fn env_vars(&self) -> Vec<(String, String)> {
-            Vec::new()
-        }
-        fn set_env(&mut self, _: &str, _: &str) -> Result<(), MagicError> {
-            Ok(())
-        }
-    }
+    use crate::testing::FakeSession;
 
     fn call(name: &str, cell: bool) -> Call {
-        Call { name: name.into(), args: String::new(), body: cell.then(String::new), line: 1, assign_to: None }
+        crate::testing::call(name, "", cell.then_some(""))
     }
 
     #[test]
     fn unknown_magic_names_it_and_points_to_lsmagic() {
-        let e = run(&call("nope", false), &mut NoSession).unwrap_err();
+        let e = run(&call("nope", false), &mut FakeSession::default()).unwrap_err();
         assert_eq!(e.ename, "UsageError");
         assert_eq!(e.evalue, "Line magic function `%nope` not found. `%lsmagic` lists the magics.");
-        let e = run(&call("nope", true), &mut NoSession).unwrap_err();
+        let e = run(&call("nope", true), &mut FakeSession::default()).unwrap_err();
         assert_eq!(e.evalue, "Cell magic function `%%nope` not found. `%lsmagic` lists the magics.");
-        let e = run(&call("env", true), &mut NoSession).unwrap_err();
+        let e = run(&call("env", true), &mut FakeSession::default()).unwrap_err();
         assert!(e.evalue.contains("(there is a %env)"), "{}", e.evalue);
     }
 
     #[test]
     fn question_mark_shows_help() {
-        let Some(Value::Show(b)) = run(&call("env?", false), &mut NoSession).unwrap() else { panic!() };
+        let Some(Value::Show(b)) = run(&call("env?", false), &mut FakeSession::default()).unwrap() else { panic!() };
         assert!(b["text/plain"].starts_with("%env\n\n"));
         assert!(b["text/plain"].contains("Usage"));
     }

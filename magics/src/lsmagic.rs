@@ -50,14 +50,8 @@ mod tests {
 
     #[test]
     fn lists_every_registered_magic_in_order() {
-        struct No;
-        impl Context for No {
-            fn run_rust(&mut self, _: &str) -> Result<Option<MimeBundle>, MagicError> { unreachable!() }
-            fn env_vars(&self) -> Vec<(String, String)> { vec![] }
-            fn set_env(&mut self, _: &str, _: &str) -> Result<(), MagicError> { Ok(()) }
-        }
-        let call = Call { name: "lsmagic".into(), args: String::new(), body: None, line: 1, assign_to: None };
-        let Some(Value::Result(b)) = Lsmagic.run(&call, &mut No).unwrap() else { panic!() };
+        let call = crate::testing::call("lsmagic", "", None);
+        let Some(Value::Result(b)) = Lsmagic.run(&call, &mut crate::testing::FakeSession::default()).unwrap() else { panic!() };
         let text = &b["text/plain"];
         let mut last = 0;
         for m in REGISTRY.iter().filter(|m| m.kind().line()) {

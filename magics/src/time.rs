@@ -79,26 +79,17 @@ fn harness(statement: &str, line: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::FakeSession;
     use crate::MimeBundle;
 
-    struct Fake(Option<MimeBundle>, String);
-    impl Context for Fake {
-        fn run_rust(&mut self, code: &str) -> Result<Option<MimeBundle>, MagicError> {
-            self.1 = code.to_string();
-            Ok(self.0.clone())
-        }
-        fn env_vars(&self) -> Vec<(String, String)> { vec![] }
-        fn set_env(&mut self, _: &str, _: &str) -> Result<(), MagicError> { Ok(()) }
-    }
-
     fn call(args: &str, body: Option<&str>) -> Call {
-        Call { name: "time".into(), args: args.into(), body: body.map(Into::into), line: 2, assign_to: None }
+        Call { line: 2, ..crate::testing::call("time", args, body) }
     }
 
     #[test]
     fn prints_ipython_lines_and_returns_the_value() {
         let bundle = MimeBundle::from([(TIMES_MIME.into(), "0.5 0.25 1".into()), ("text/plain".into(), "42".into())]);
-        let mut ctx = Fake(Some(bundle), String::new());
+        let mut ctx = FakeSession { answer: Some(bundle), ..Default::default() };
         let value = Time.run(&call("6 * 7", None), &mut ctx).unwrap().unwrap();
         assert_eq!(
             value,
@@ -108,13 +99,13 @@ mod tests {
             ])
         );
         // The statement is on the cell's line (2).
-        assert!(ctx.1.lines().nth(1).unwrap().contains("6 * 7"));
+        assert!(ctx.ran[0].lines().nth(1).unwrap().contains("6 * 7"));
     }
 
     #[test]
     fn unit_value_is_not_a_result_and_cell_mode_rejects_a_statement() {
         let bundle = MimeBundle::from([(TIMES_MIME.into(), "0 0 0.001".into()), ("text/plain".into(), "()".into())]);
-        let mut ctx = Fake(Some(bundle), String::new());
+        let mut ctx = FakeSession { answer: Some(bundle), ..Default::default() };
         let Some(Value::Many(v)) = Time.run(&call("", Some("f();")), &mut ctx).unwrap() else { panic!() };
         assert_eq!(v.len(), 1);
         assert_eq!(Time.run(&call("x", Some("f();")), &mut ctx).unwrap_err().ename, "UsageError");

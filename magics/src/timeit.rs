@@ -322,6 +322,29 @@ mod tests {
     }
 
     #[test]
+    fn run_shows_the_line_and_keeps_the_result() {
+        use crate::testing::{call, FakeSession};
+        let answer = MimeBundle::from([("text/plain".to_string(), "(100, [0.25, 0.25, 1.25])".to_string())]);
+        let mut ctx = FakeSession { answer: Some(answer), ..Default::default() };
+        let Some(Value::Many(shown)) = Timeit.run(&call("timeit", "-o f()", None), &mut ctx).unwrap() else { panic!() };
+        let line = "5.83 ms ± 4.71 ms per loop (mean ± std. dev. of 3 runs, 100 loops each)";
+        assert_eq!(
+            shown,
+            vec![
+                Value::text("The slowest run took 5.00 times longer than the fastest. This could mean that an intermediate result is being cached."),
+                Value::text(line),
+                Value::Result(MimeBundle::from([("text/plain".to_string(), format!("<TimeitResult : {line}>"))])),
+            ]
+        );
+        let mut keep = call("timeit", "-q f()", None);
+        keep.assign_to = Some("t".into());
+        let Some(Value::Many(shown)) = Timeit.run(&keep, &mut ctx).unwrap() else { panic!() };
+        assert!(shown.is_empty());
+        let last = ctx.ran.last().unwrap();
+        assert!(last.contains("pub struct TimeitResult") && last.ends_with("let t = TimeitResult { loops: 100, repeat: 3, all_runs: vec![0.25, 0.25, 1.25], precision: 3 };"));
+    }
+
+    #[test]
     fn reads_the_harness_value() {
         assert_eq!(parse_runs("(100, [0.25, 0.2500001])"), Some((100, vec![0.25, 0.2500001])));
         assert_eq!(parse_runs("(1, [])"), Some((1, vec![])));
