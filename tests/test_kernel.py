@@ -188,17 +188,23 @@ def test_malformed_messages_do_not_stop_the_kernel(kernel):
     assert kernel.result("1 + 1") == "2"
 
 
+def interrupt_while_running(k: Kernel, code: str, after: float) -> tuple[dict, float]:
+    """Runs `code`, interrupts it `after` seconds later; returns the reply and how long it took to stop."""
+    msg_id = k.kc.execute(code)
+    time.sleep(after)
+    start = time.time()
+    k.km.interrupt_kernel()
+    reply = k.reply_to(msg_id, timeout=10)
+    return reply, time.time() - start
+
+
 def test_interrupt_stops_a_running_cell_and_says_what_was_lost():
     k = Kernel()
     try:
         k.ok("let survivor_count = 3;\nfn still_here() -> i32 { 11 }")
-        msg_id = k.kc.execute("loop { std::thread::sleep(std::time::Duration::from_millis(10)); }")
-        # Wait until it is running (past compilation), then interrupt.
-        time.sleep(3)
-        start = time.time()
-        k.km.interrupt_kernel()
-        reply = k.reply_to(msg_id, timeout=10)
-        assert time.time() - start < 2.0
+        # Interrupted once it runs (past compilation).
+        reply, took = interrupt_while_running(k, "loop { std::thread::sleep(std::time::Duration::from_millis(10)); }", 3)
+        assert took < 2.0
         assert reply["content"]["status"] == "error"
         assert reply["content"]["ename"] == "Interrupted"
         assert "survivor_count" in reply["content"]["evalue"]
@@ -259,12 +265,9 @@ def test_interrupt_during_a_compile_keeps_everything(tmp_path):
     k = Kernel()
     try:
         k.ok("let kept_through_compile = 21;")
-        msg_id = k.kc.execute(f':dep slow_build = {{ path = "{crate}" }}')
-        time.sleep(4)  # cargo is running the build script
-        start = time.time()
-        k.km.interrupt_kernel()
-        reply = k.reply_to(msg_id, timeout=10)
-        assert time.time() - start < 2.0
+        # Interrupted while cargo runs the build script.
+        reply, took = interrupt_while_running(k, f':dep slow_build = {{ path = "{crate}" }}', 4)
+        assert took < 2.0
         assert reply["content"]["ename"] == "Interrupted"
         assert "Nothing was lost" in reply["content"]["evalue"]
         assert k.result("kept_through_compile * 2") == "42"
@@ -391,12 +394,10 @@ def test_interrupt_during_timeit_stops_between_chunks_and_keeps_variables():
     k = Kernel()
     try:
         k.ok("let kept_through_timeit = 7;")
-        msg_id = k.kc.execute("%timeit -n 1 -r 1000 std::thread::sleep(std::time::Duration::from_millis(50))")
-        time.sleep(4)  # compiled and timing
-        start = time.time()
-        k.km.interrupt_kernel()
-        reply = k.reply_to(msg_id, timeout=10)
-        assert time.time() - start < 1.0, time.time() - start
+        # Interrupted once compiled and timing.
+        code = "%timeit -n 1 -r 1000 std::thread::sleep(std::time::Duration::from_millis(50))"
+        reply, took = interrupt_while_running(k, code, 4)
+        assert took < 1.0, took
         assert reply["content"]["ename"] == "Interrupted"
         assert "Nothing was lost" in reply["content"]["evalue"]
         assert k.result("kept_through_timeit") == "7"
