@@ -100,6 +100,12 @@ fn summary(messages: &[(Channel, JupyterMessage)], parent: &JupyterMessage) -> V
         .collect()
 }
 
+/// Handles `request` on the shell; returns what it produced (parents checked).
+fn ask(shell: &mut Shell<Fake>, out: &Recorder, request: JupyterMessage) -> Vec<(String, String, Value)> {
+    shell.handle(&request);
+    summary(&out.take(), &request)
+}
+
 fn types(summary: &[(String, String, Value)]) -> Vec<String> {
     summary.iter().map(|(c, t, _)| format!("{c}:{t}")).collect()
 }
@@ -157,9 +163,7 @@ fn execution_count_starts_at_one_and_skips_silent_and_unstored() {
 #[test]
 fn display_data_is_published_as_display_data() {
     let (mut shell, out, _) = shell();
-    let request = execute("html");
-    shell.handle(&request);
-    let s = summary(&out.take(), &request);
+    let s = ask(&mut shell, &out, execute("html"));
     assert_eq!(
         types(&s),
         ["IOPub:status", "IOPub:execute_input", "IOPub:display_data", "Shell:execute_reply", "IOPub:status"]
@@ -170,9 +174,7 @@ fn display_data_is_published_as_display_data() {
 #[test]
 fn an_error_gives_error_status_and_an_error_message() {
     let (mut shell, out, _) = shell();
-    let request = execute("fail");
-    shell.handle(&request);
-    let s = summary(&out.take(), &request);
+    let s = ask(&mut shell, &out, execute("fail"));
     assert_eq!(
         types(&s),
         ["IOPub:status", "IOPub:execute_input", "IOPub:error", "Shell:execute_reply", "IOPub:status"]
@@ -231,9 +233,7 @@ fn stop_on_error_false_runs_queued_cells() {
 #[test]
 fn kernel_info_reply_describes_rust() {
     let (mut shell, out, _) = shell();
-    let request = JupyterMessage::new(KernelInfoRequest {}, None);
-    shell.handle(&request);
-    let s = summary(&out.take(), &request);
+    let s = ask(&mut shell, &out, JupyterMessage::new(KernelInfoRequest {}, None));
     let info = &s[1].2;
     assert_eq!(info["protocol_version"], json!("5.4"));
     assert_eq!(
@@ -249,9 +249,7 @@ fn kernel_info_reply_describes_rust() {
 fn complete_converts_code_points_and_bytes() {
     let (mut shell, out, _) = shell();
     // "é" is two bytes, one code point: cursor 4 (code points) is byte 5.
-    let request = JupyterMessage::new(CompleteRequest { code: "é.le".into(), cursor_pos: 4 }, None);
-    shell.handle(&request);
-    let s = summary(&out.take(), &request);
+    let s = ask(&mut shell, &out, JupyterMessage::new(CompleteRequest { code: "é.le".into(), cursor_pos: 4 }, None));
     assert_eq!(s[1].2["cursor_start"], json!(3));
     assert_eq!(s[1].2["cursor_end"], json!(4));
     assert_eq!(s[1].2["matches"], json!(["len"]));
@@ -260,27 +258,19 @@ fn complete_converts_code_points_and_bytes() {
 #[test]
 fn is_complete_history_comm_info_and_unknown() {
     let (mut shell, out, _) = shell();
-    let request = JupyterMessage::new(IsCompleteRequest { code: "fn f() {".into() }, None);
-    shell.handle(&request);
-    let s = summary(&out.take(), &request);
+    let s = ask(&mut shell, &out, JupyterMessage::new(IsCompleteRequest { code: "fn f() {".into() }, None));
     assert_eq!(s[1].2, json!({"status": "incomplete", "indent": "    "}));
 
     shell.handle(&execute("x"));
     out.take();
-    let request = JupyterMessage::new(HistoryRequest::Tail { n: 5, output: false, raw: true }, None);
-    shell.handle(&request);
-    let s = summary(&out.take(), &request);
+    let s = ask(&mut shell, &out, JupyterMessage::new(HistoryRequest::Tail { n: 5, output: false, raw: true }, None));
     assert_eq!(s[1].2["history"], json!([[1, 1, "x"]]));
 
-    let request = JupyterMessage::new(jupyter_protocol::CommInfoRequest { target_name: None }, None);
-    shell.handle(&request);
-    let s = summary(&out.take(), &request);
+    let s = ask(&mut shell, &out, JupyterMessage::new(jupyter_protocol::CommInfoRequest { target_name: None }, None));
     assert_eq!(s[1].2["comms"], json!({}));
 
     let content = JupyterMessageContent::from_type_and_content("frobnicate_request", json!({})).unwrap();
-    let request = JupyterMessage::new(content, None);
-    shell.handle(&request);
-    let s = summary(&out.take(), &request);
+    let s = ask(&mut shell, &out, JupyterMessage::new(content, None));
     assert_eq!(types(&s), ["IOPub:status", "Shell:frobnicate_reply", "IOPub:status"]);
     assert_eq!(s[1].2["status"], json!("error"));
 }
@@ -321,9 +311,7 @@ fn malformed_request_gets_an_error_reply() {
         msg_type: "complete_request".into(),
         content: json!({ crate::wire::MALFORMED: "invalid type: integer" }),
     });
-    let request = JupyterMessage::new(content, None);
-    shell.handle(&request);
-    let s = summary(&out.take(), &request);
+    let s = ask(&mut shell, &out, JupyterMessage::new(content, None));
     assert_eq!(types(&s), ["IOPub:status", "Shell:complete_reply", "IOPub:status"]);
     assert_eq!(s[1].2["ename"], json!("MalformedMessage"));
 }
@@ -336,9 +324,7 @@ fn question_mark_name_pages_the_documentation() {
     assert_eq!(help_request("?"), None);
     assert_eq!(help_request("? a + b"), None);
     let (mut shell, out, calls) = shell();
-    let request = execute("?Vec::len");
-    shell.handle(&request);
-    let s = summary(&out.take(), &request);
+    let s = ask(&mut shell, &out, execute("?Vec::len"));
     assert_eq!(types(&s), ["IOPub:status", "IOPub:execute_input", "Shell:execute_reply", "IOPub:status"]);
     assert_eq!(s[2].2["payload"], json!([{"source": "page", "data": {"text/plain": "fn len(&self) -> usize"}, "start": 0}]));
     assert!(calls.lock().unwrap().is_empty(), "nothing was executed");
@@ -347,9 +333,7 @@ fn question_mark_name_pages_the_documentation() {
 #[test]
 fn a_panicking_backend_gives_an_error_and_the_shell_goes_on() {
     let (mut shell, out, _) = shell();
-    let request = execute("bug");
-    shell.handle(&request);
-    let s = summary(&out.take(), &request);
+    let s = ask(&mut shell, &out, execute("bug"));
     assert_eq!(s[3].2["status"], json!("error"));
     assert_eq!(s[3].2["ename"], json!("InternalError"));
     let next = execute("1");
@@ -361,9 +345,7 @@ fn a_panicking_backend_gives_an_error_and_the_shell_goes_on() {
 #[test]
 fn a_mixed_cell_runs_rust_then_the_magic() {
     let (mut shell, out, calls) = shell();
-    let request = execute("let a = 1;\n%lsmagic");
-    shell.handle(&request);
-    let s = summary(&out.take(), &request);
+    let s = ask(&mut shell, &out, execute("let a = 1;\n%lsmagic"));
     assert_eq!(*calls.lock().unwrap(), ["let a = 1;"]);
     assert_eq!(types(&s), ["IOPub:status", "IOPub:execute_input", "IOPub:execute_result", "Shell:execute_reply", "IOPub:status"]);
     assert!(s[2].2["data"]["text/plain"].as_str().unwrap().contains("%env"));
@@ -372,9 +354,7 @@ fn a_mixed_cell_runs_rust_then_the_magic() {
 #[test]
 fn an_unknown_magic_is_a_usage_error_and_runs_nothing_after_it() {
     let (mut shell, out, calls) = shell();
-    let request = execute("%nope\nlet b = 2;");
-    shell.handle(&request);
-    let s = summary(&out.take(), &request);
+    let s = ask(&mut shell, &out, execute("%nope\nlet b = 2;"));
     assert!(calls.lock().unwrap().is_empty());
     assert_eq!(s[3].2["status"], json!("error"));
     assert_eq!(s[3].2["ename"], json!("UsageError"));
