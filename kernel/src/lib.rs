@@ -9,5 +9,6 @@ pub mod history;
 pub mod host_stderr;
 pub mod install;
 pub mod output;
+pub mod pool;
 pub mod transport;
 pub mod wire;

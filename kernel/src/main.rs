@@ -64,6 +64,7 @@ fn main() -> ExitCode {
     // evcxr runs this same binary as the process that holds the user's variables (and as a
     // rustc wrapper); in those roles this call never returns.
     evcxr::runtime_hook();
+    rust_jit_kernel::pool::keep();
 
     let cli = Cli::parse();
     let result = match (&cli.command, &cli.connection_file) {

@@ -1,0 +1,445 @@
+//! Finds the `#[jit]` functions of a cell and writes the crate each one is compiled in.
+//!
+//! Pure text in, text out (no files, no rustc), so every rule here is tested on strings:
+//! - [`split`] takes a cell apart: its `#[jit]` functions, its top-level `use` items, and
+//!   the rest of the cell (the functions blanked out, lines kept, for evcxr);
+//! - [`crate_source`] writes one function's crate, with the function on a known line and
+//!   column so that rustc's errors map back to the cell;
+//! - [`parallel`] rewrites the body of a `#[jit(parallel)]` function (array operators and
+//!   `prange` loops onto the runtime), keeping its lines.
+
+use std::collections::BTreeSet;
+
+use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
+
+pub mod parallel;
+
+/// One `#[jit]` function found in a cell.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JitFn {
+    pub name: String,
+    pub parallel: bool,
+    /// The function as it goes into its crate: the `#[jit]` attribute blanked, `pub` in front
+    /// of `fn`, the parallel rewrite applied. Same lines as in the cell.
+    pub source: String,
+    /// 1-based cell line of the function's first character.
+    pub line: usize,
+    /// 0-based column (in characters) of the function's first character.
+    pub column: usize,
+    /// Every name the function refers to (first path segments), for finding the other jit
+    /// functions it calls.
+    pub references: BTreeSet<String>,
+}
+
+/// A cell taken apart.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SplitCell {
+    pub functions: Vec<JitFn>,
+    /// The cell with the jit functions replaced by blanks (newlines kept).
+    pub rest: String,
+    /// The cell's top-level `use` items, as written.
+    pub uses: Vec<String>,
+}
+
+/// A problem with a `#[jit]` function found before rustc sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CodegenError {
+    pub message: String,
+    /// 1-based cell line and 1-based column.
+    pub line: usize,
+    pub column: usize,
+    pub help: Option<String>,
+}
+
+impl CodegenError {
+    fn at(span: Span, offset: Position, message: impl Into<String>) -> Self {
+        let start = span.start();
+        let column = if start.line == 1 { start.column + offset.column } else { start.column };
+        CodegenError { message: message.into(), line: start.line + offset.line - 1, column: column + 1, help: None }
+    }
+
+    fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+/// Where a piece of text starts in the cell: 1-based line, 0-based column.
+#[derive(Debug, Clone, Copy)]
+struct Position {
+    line: usize,
+    column: usize,
+}
+
+/// Byte offsets of line starts, to turn proc-macro2's line/column spans into offsets.
+struct Lines<'a> {
+    text: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> Lines<'a> {
+    fn new(text: &'a str) -> Self {
+        let starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        Lines { text, starts }
+    }
+
+    /// The byte offset of a 1-based line and 0-based character column.
+    fn offset(&self, line: usize, column: usize) -> usize {
+        let start = self.starts.get(line.saturating_sub(1)).copied().unwrap_or(self.text.len());
+        let rest = &self.text[start..];
+        rest.char_indices().nth(column).map_or(self.text.len().min(start + rest.len()), |(i, _)| start + i)
+    }
+
+    fn start_of(&self, span: Span) -> usize {
+        self.offset(span.start().line, span.start().column)
+    }
+
+    fn end_of(&self, span: Span) -> usize {
+        self.offset(span.end().line, span.end().column)
+    }
+}
+
+/// Tokenizes `text`, forgetting the spans afterwards (proc-macro2 keeps every parsed text in
+/// a per-thread map otherwise).
+fn with_tokens<T>(text: &str, f: impl FnOnce(Option<TokenStream>) -> T) -> T {
+    let tokens = text.parse::<TokenStream>().ok();
+    let out = f(tokens);
+    proc_macro2::extra::invalidate_current_thread_spans();
+    out
+}
+
+/// The options `#[jit(...)]` accepts.
+const OPTIONS_HELP: &str = "`#[jit]` accepts `parallel`, `nopython` and `cache` (the last two are always on), e.g. `#[jit(parallel)]`";
+
+/// Takes a cell apart (see [`SplitCell`]). A cell that does not tokenize is returned whole,
+/// for evcxr to report.
+pub fn split(cell: &str) -> Result<SplitCell, CodegenError> {
+    with_tokens(cell, |tokens| {
+        let Some(tokens) = tokens else {
+            return Ok(SplitCell { rest: cell.to_string(), ..SplitCell::default() });
+        };
+        let lines = Lines::new(cell);
+        let trees: Vec<TokenTree> = tokens.into_iter().collect();
+        let mut found = SplitCell::default();
+        let mut blank: Vec<(usize, usize)> = Vec::new();
+        let mut i = 0;
+        let origin = Position { line: 1, column: 0 };
+        while i < trees.len() {
+            if is_ident(&trees[i], "use") && (i == 0 || !is_punct(&trees[i - 1], ':')) {
+                if let Some(end) = (i..trees.len()).find(|&k| is_punct(&trees[k], ';')) {
+                    let start = item_start(&trees, i);
+                    found.uses.push(cell[lines.start_of(trees[start].span())..lines.end_of(trees[end].span())].to_string());
+                    i = end + 1;
+                    continue;
+                }
+            }
+            let Some(options) = jit_attribute(&trees, i) else {
+                i += 1;
+                continue;
+            };
+            let options = options.map_err(|(span, message)| CodegenError::at(span, origin, message).help(OPTIONS_HELP))?;
+            let start = item_start(&trees, i);
+            let body = (i + 2..trees.len())
+                .find(|&k| matches!(&trees[k], TokenTree::Group(g) if g.delimiter() == Delimiter::Brace) || is_punct(&trees[k], ';'));
+            let has_fn = |end: usize| (i + 2..end).any(|k| is_ident(&trees[k], "fn"));
+            let end = match body {
+                Some(end) if has_fn(end) && !is_punct(&trees[end], ';') => end,
+                _ => {
+                    return Err(CodegenError::at(trees[i].span(), origin, "`#[jit]` goes on a function with a body")
+                        .help("write it just above `fn name(...) { ... }` at the top level of the cell"));
+                }
+            };
+            let (from, to) = (lines.start_of(trees[start].span()), lines.end_of(trees[end].span()));
+            let attribute = (lines.start_of(trees[i].span()), lines.end_of(trees[i + 1].span()));
+            let position = Position { line: trees[start].span().start().line, column: trees[start].span().start().column };
+            found.functions.push(jit_fn(&cell[from..to], attribute.0 - from..attribute.1 - from, position, options)?);
+            blank.push((from, to));
+            i = end + 1;
+        }
+        let mut rest = cell.to_string();
+        for (from, to) in blank {
+            let blanked: String = cell[from..to].chars().map(|c| if c == '\n' { '\n' } else { ' ' }).collect();
+            rest.replace_range(from..to, &blanked);
+        }
+        found.rest = rest;
+        Ok(found)
+    })
+}
+
+fn is_ident(tree: &TokenTree, name: &str) -> bool {
+    matches!(tree, TokenTree::Ident(i) if i == name)
+}
+
+fn is_punct(tree: &TokenTree, c: char) -> bool {
+    matches!(tree, TokenTree::Punct(p) if p.as_char() == c)
+}
+
+fn is_attribute(trees: &[TokenTree], i: usize) -> bool {
+    is_punct(&trees[i], '#') && matches!(trees.get(i + 1), Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Bracket)
+}
+
+/// The first token of the item whose token `i` is: back over the attributes (and doc
+/// comments) right before it.
+fn item_start(trees: &[TokenTree], mut i: usize) -> usize {
+    while i >= 2 && is_attribute(trees, i - 2) {
+        i -= 2;
+    }
+    i
+}
+
+/// Options of a `#[jit]` attribute starting at `i`: `None` when there is none there.
+type Options = Result<bool, (Span, String)>;
+
+fn jit_attribute(trees: &[TokenTree], i: usize) -> Option<Options> {
+    if !is_attribute(trees, i) {
+        return None;
+    }
+    let TokenTree::Group(group) = &trees[i + 1] else { return None };
+    let inner: Vec<TokenTree> = group.stream().into_iter().collect();
+    if !inner.first().is_some_and(|t| is_ident(t, "jit")) {
+        return None;
+    }
+    match &inner[1..] {
+        [] => Some(Ok(false)),
+        [TokenTree::Group(args)] if args.delimiter() == Delimiter::Parenthesis => Some(parse_options(args.stream())),
+        [other, ..] => Some(Err((other.span(), "unexpected tokens after `jit`".to_string()))),
+    }
+}
+
+fn parse_options(stream: TokenStream) -> Options {
+    let trees: Vec<TokenTree> = stream.into_iter().collect();
+    let mut parallel = false;
+    for option in trees.split(|t| is_punct(t, ',')) {
+        let value = match option {
+            [] => continue,
+            [TokenTree::Ident(name)] => (name, true),
+            [TokenTree::Ident(name), eq, TokenTree::Ident(value)] if is_punct(eq, '=') && (value == "true" || value == "false") => {
+                (name, value == "true")
+            }
+            [first, ..] => return Err((first.span(), "write options as `name` or `name = true`".to_string())),
+        };
+        match (value.0.to_string().as_str(), value.1) {
+            ("parallel", on) => parallel = on,
+            ("nopython" | "cache", true) => {}
+            ("nopython", false) => {
+                return Err((value.0.span(), "`nopython = false` is not supported: a #[jit] function uses only std, ndarray, rayon, the runtime and other #[jit] functions".to_string()))
+            }
+            ("cache", false) => return Err((value.0.span(), "`cache = false` is not supported: compiled functions are always cached by content".to_string())),
+            (other, _) => return Err((value.0.span(), format!("unknown #[jit] option `{other}`"))),
+        }
+    }
+    Ok(parallel)
+}
+
+/// Checks one `#[jit]` item and prepares its source.
+fn jit_fn(text: &str, attribute: std::ops::Range<usize>, at: Position, parallel: bool) -> Result<JitFn, CodegenError> {
+    let mut source = text.to_string();
+    let blanked: String = text[attribute.clone()].chars().map(|c| if c == '\n' { '\n' } else { ' ' }).collect();
+    source.replace_range(attribute, &blanked);
+    let item = syn::parse_str::<syn::ItemFn>(&source).map_err(|e| CodegenError::at(e.span(), at, format!("this #[jit] function does not parse: {e}")))?;
+    let generic = item.sig.generics.params.iter().find(|p| !matches!(p, syn::GenericParam::Lifetime(_)));
+    if let Some(param) = generic {
+        return Err(CodegenError::at(syn::spanned::Spanned::span(param), at, "a #[jit] function cannot have type or const parameters")
+            .help("it is compiled once, before it is called: write the concrete types, e.g. `a: &Array2<f64>`"));
+    }
+    let name = item.sig.ident.to_string();
+    let mut references = BTreeSet::new();
+    collect_references(&item.block, &mut references);
+    let lines = Lines::new(&source);
+    let mut edits = if parallel { parallel::rewrite(&item, &lines).map_err(|(span, m)| CodegenError::at(span, at, m))? } else { Vec::new() };
+    // Public, so that cells can call it from the crate it is compiled in.
+    match &item.vis {
+        syn::Visibility::Inherited => {
+            let first = item
+                .sig
+                .constness
+                .map(|t| t.span)
+                .or(item.sig.asyncness.map(|t| t.span))
+                .or(item.sig.unsafety.map(|t| t.span))
+                .or(item.sig.abi.as_ref().map(|a| a.extern_token.span))
+                .unwrap_or(item.sig.fn_token.span);
+            edits.push(Edit::insert(lines.start_of(first), 0, "pub "));
+        }
+        vis => {
+            let span = syn::spanned::Spanned::span(vis);
+            edits.push(Edit { at: lines.start_of(span), end: lines.end_of(span), order: 0, text: "pub".into() });
+        }
+    }
+    Ok(JitFn { name, parallel, source: apply(&source, edits), line: at.line, column: at.column, references })
+}
+
+fn collect_references(block: &syn::Block, out: &mut BTreeSet<String>) {
+    struct Paths<'a>(&'a mut BTreeSet<String>);
+    impl<'ast> syn::visit::Visit<'ast> for Paths<'_> {
+        fn visit_path(&mut self, path: &'ast syn::Path) {
+            if let Some(first) = path.segments.first() {
+                self.0.insert(first.ident.to_string());
+            }
+            syn::visit::visit_path(self, path);
+        }
+    }
+    syn::visit::Visit::visit_block(&mut Paths(out), block);
+}
+
+/// One text edit: replace `at..end` with `text`. Edits at one offset apply in `order`.
+#[derive(Debug, Clone)]
+pub(crate) struct Edit {
+    at: usize,
+    end: usize,
+    order: i64,
+    text: String,
+}
+
+impl Edit {
+    pub(crate) fn insert(at: usize, order: i64, text: impl Into<String>) -> Self {
+        Edit { at, end: at, order, text: text.into() }
+    }
+    pub(crate) fn replace(range: std::ops::Range<usize>, text: impl Into<String>) -> Self {
+        Edit { at: range.start, end: range.end, order: 0, text: text.into() }
+    }
+}
+
+/// Applies non-overlapping edits (inserts may share an offset; `order` sorts them).
+fn apply(source: &str, mut edits: Vec<Edit>) -> String {
+    edits.sort_by_key(|e| (e.at, e.end > e.at, e.order));
+    let mut out = String::with_capacity(source.len() + edits.len() * 32);
+    let mut pos = 0;
+    for edit in edits {
+        if edit.at < pos {
+            continue;
+        }
+        out.push_str(&source[pos..edit.at]);
+        out.push_str(&edit.text);
+        pos = edit.end;
+    }
+    out.push_str(&source[pos..]);
+    out
+}
+
+/// The first path segment of a `use` item (`std` for `use std::f64::consts::PI;`).
+pub fn use_root(item: &str) -> Option<String> {
+    let start = item.find("use")? + 3;
+    let root: String =
+        item[start..].trim_start().trim_start_matches("::").chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+    (!root.is_empty()).then_some(root)
+}
+
+/// The crates a `#[jit]` function may use, besides other jit functions (the nopython rule).
+pub const ALLOWED_ROOTS: [&str; 6] = ["std", "core", "alloc", "ndarray", "rayon", "jit"];
+
+/// One function's crate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrateSource {
+    pub text: String,
+    /// The crate line (1-based) of the function's first line; columns are the cell's.
+    pub first_line: usize,
+}
+
+impl CrateSource {
+    /// The cell line of a crate line, if it is one of the function's.
+    pub fn cell_line(&self, function: &JitFn, crate_line: usize) -> Option<usize> {
+        let count = function.source.lines().count().max(1);
+        (crate_line >= self.first_line && crate_line < self.first_line + count).then(|| crate_line - self.first_line + function.line)
+    }
+}
+
+/// Writes the crate `function` is compiled in. `deps` are the other jit functions it calls,
+/// as (function name, crate name); `uses` the session's `use` items it may need.
+pub fn crate_source(function: &JitFn, deps: &[(String, String)], uses: &[String]) -> CrateSource {
+    let mut text = String::from("#![allow(unused_imports)]\nuse jit::prelude::*; use jit::{ndarray, rayon};\n");
+    for (name, krate) in deps {
+        text.push_str(&format!("use {krate}::{name}; "));
+    }
+    text.push('\n');
+    for item in uses.iter().filter(|u| use_root(u).is_some_and(|r| ALLOWED_ROOTS.contains(&r.as_str()))) {
+        text.push_str(&item.replace('\n', " "));
+        text.push(' ');
+    }
+    text.push('\n');
+    let first_line = text.lines().count() + 1;
+    text.push_str(&" ".repeat(function.column));
+    text.push_str(&function.source);
+    text.push('\n');
+    CrateSource { text, first_line }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LESSON: &str = "use std::f64::consts::PI;\nlet n = 3;\n#[jit]\nfn a_plus_tr_tanh_a(a: &Array2<f64>) -> Array2<f64> {\n    let mut trace = 0.0;\n    for i in 0..a.nrows() {\n        trace += a[[i, i]].tanh();\n    }\n    a + trace\n}\nn + 1";
+
+    #[test]
+    fn finds_the_function_and_blanks_it_in_the_rest() {
+        let split = split(LESSON).unwrap();
+        assert_eq!(split.functions.len(), 1);
+        let f = &split.functions[0];
+        assert_eq!((f.name.as_str(), f.parallel, f.line, f.column), ("a_plus_tr_tanh_a", false, 3, 0));
+        assert!(f.source.starts_with("      \npub fn a_plus_tr_tanh_a"), "{}", f.source);
+        assert!(f.source.contains("    a + trace\n}"));
+        assert_eq!(split.rest.lines().count(), LESSON.lines().count());
+        assert!(split.rest.starts_with("use std::f64::consts::PI;\nlet n = 3;\n"));
+        assert!(split.rest.ends_with("\nn + 1"));
+        assert!(!split.rest.contains("fn"));
+        assert_eq!(split.uses, vec!["use std::f64::consts::PI;".to_string()]);
+        assert!(f.references.contains("a") && f.references.contains("trace"));
+    }
+
+    #[test]
+    fn options_and_other_attributes() {
+        let split = split("/// Doc.\n#[inline]\n#[jit(parallel, nopython = true)]\npub(crate) fn f(x: f64) -> f64 { x }").unwrap();
+        let f = &split.functions[0];
+        assert!(f.parallel);
+        assert_eq!(f.line, 1);
+        assert!(f.source.contains("#[inline]"));
+        assert!(f.source.contains("pub fn f(x: f64)"), "{}", f.source);
+        assert!(split.rest.trim().is_empty());
+    }
+
+    #[test]
+    fn plain_cells_and_broken_cells_pass_through() {
+        let plain = split("fn g() {}\nlet s = \"#[jit]\";").unwrap();
+        assert!(plain.functions.is_empty());
+        assert_eq!(plain.rest, "fn g() {}\nlet s = \"#[jit]\";");
+        let broken = split("#[jit] fn f() { \"unterminated }").unwrap();
+        assert!(broken.functions.is_empty());
+    }
+
+    #[test]
+    fn errors_say_where_and_why() {
+        let e = split("let x = 1;\n#[jit(fastmath)]\nfn f() {}").unwrap_err();
+        assert_eq!((e.line, e.column), (2, 7));
+        assert!(e.message.contains("unknown #[jit] option `fastmath`"));
+        let e = split("#[jit]\nstruct S;").unwrap_err();
+        assert!(e.message.contains("goes on a function"));
+        let e = split("#[jit]\nfn f<T: Copy>(x: T) -> T { x }").unwrap_err();
+        assert_eq!((e.line, e.column), (2, 6));
+        assert!(e.help.unwrap().contains("concrete types"));
+        let e = split("#[jit(nopython = false)]\nfn f() {}").unwrap_err();
+        assert!(e.message.contains("not supported"));
+    }
+
+    #[test]
+    fn crate_source_keeps_lines_and_columns() {
+        let cell = "let y = 2;\n  #[jit] fn f(x: f64) -> f64 { g(x) + PI }";
+        let split = split(cell).unwrap();
+        let f = &split.functions[0];
+        assert_eq!((f.line, f.column), (2, 2));
+        let uses = vec!["use std::f64::consts::PI;".to_string(), "use my_crate::Thing;".to_string()];
+        let source = crate_source(f, &[("g".into(), "jit_g_0123".into())], &uses);
+        let line = source.text.lines().nth(source.first_line - 1).unwrap();
+        assert_eq!(line.find("pub fn f"), Some(cell.lines().nth(1).unwrap().find("fn f").unwrap()));
+        assert!(source.text.contains("use jit_g_0123::g;"));
+        assert!(source.text.contains("use std::f64::consts::PI;"));
+        assert!(!source.text.contains("my_crate"));
+        assert_eq!(source.cell_line(f, source.first_line), Some(2));
+        assert_eq!(source.cell_line(f, 1), None);
+    }
+
+    #[test]
+    fn use_roots() {
+        assert_eq!(use_root("use std::f64::consts::PI;").as_deref(), Some("std"));
+        assert_eq!(use_root("pub use ::ndarray::Array2;").as_deref(), Some("ndarray"));
+        assert_eq!(use_root("use {x, y};"), None);
+    }
+}

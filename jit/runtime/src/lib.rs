@@ -1,0 +1,45 @@
+//! The runtime of rust-jit-kernel: what every session and every `#[jit]` crate links.
+//!
+//! - [`prelude`]: in scope in every cell (ndarray's prelude, [`prange`], [`num_threads`]);
+//! - [`par`]: parallel array expressions and `prange` reductions, on the session's one
+//!   thread pool;
+//! - [`ops`]: the operators of `#[jit(parallel)]` functions (arrays in parallel, everything
+//!   else as plain Rust).
+//!
+//! **The pool lives in the kernel process, not here.** evcxr links every cell as a shared
+//! object of its own, with its own copy of this crate and of rayon's statics; a rayon pool
+//! kept here would be one pool per cell. The kernel binary (which is also the process that
+//! runs the cells) exports two C functions, `rjk_pool_run` and `rjk_pool_threads`; this crate
+//! finds them with `dlsym` and hands them plain function pointers. Outside the kernel (tests,
+//! benchmarks) it falls back to rayon's global pool.
+
+pub use ndarray;
+pub use rayon;
+
+pub mod ops;
+pub mod par;
+mod pool;
+
+pub use pool::on_kernel_pool;
+
+/// What every cell and every `#[jit]` function has in scope.
+pub mod prelude {
+    pub use crate::{num_threads, prange};
+    pub use ndarray::prelude::*;
+}
+
+/// Numba's `prange`: a range whose iterations may run in parallel.
+///
+/// In a `#[jit(parallel)]` function, `for i in prange(0..n) { total += ...; }` runs on the
+/// session's thread pool, each thread summing its own part (`+=`/`-=` add up, `*=`
+/// multiplies). Anywhere else it is the range itself, so the same loop runs serially.
+pub fn prange<R>(range: R) -> R {
+    range
+}
+
+/// The number of threads parallel code runs on: `RAYON_NUM_THREADS` as it is now (read at
+/// each call, so `%env RAYON_NUM_THREADS=4` applies to the next call), else the number of
+/// cores.
+pub fn num_threads() -> usize {
+    pool::threads()
+}

@@ -1,0 +1,329 @@
+//! Parallel building blocks on the session's pool: elementwise maps with NumPy broadcasting,
+//! and `prange` loops (plain and reducing). `#[jit(parallel)]` rewrites a function's array
+//! operators and `prange` loops into calls of these; they can also be called directly.
+
+use std::mem::MaybeUninit;
+use std::ops::{Range, RangeInclusive};
+use std::sync::Mutex;
+
+use ndarray::{Array, ArrayBase, ArrayView, ArrayViewMut, Axis, Data, DimMax, Dimension, Zip};
+
+use crate::pool;
+
+/// How many tasks `len` units of work are cut into: a few per thread, so that a slow thread
+/// does not hold the others up (rayon balances the rest).
+fn tasks_for(len: usize) -> usize {
+    len.min(pool::threads() * 4).max(1)
+}
+
+/// An array of shape `dim` whose elements `fill` writes, part by part in parallel: the
+/// outermost axis is cut into row blocks; `fill(block, rows)` must write every element of
+/// `block`, which holds rows `rows` of the result (`None`: the whole, 0-dimensional, array).
+fn build<C: Send, D: Dimension>(
+    dim: D,
+    fill: impl Fn(ArrayViewMut<'_, MaybeUninit<C>, D>, Option<Range<usize>>) + Sync,
+) -> Array<C, D> {
+    let mut out = Array::<C, D>::uninit(dim);
+    if out.ndim() == 0 {
+        fill(out.view_mut(), None);
+    } else if !out.is_empty() {
+        let rows = out.len_of(Axis(0));
+        let per = rows.div_ceil(tasks_for(rows));
+        let blocks: Vec<Mutex<ArrayViewMut<'_, MaybeUninit<C>, D>>> =
+            out.axis_chunks_iter_mut(Axis(0), per).map(Mutex::new).collect();
+        pool::run_tasks(blocks.len(), |k| {
+            let mut block = blocks[k].lock().unwrap_or_else(|e| e.into_inner());
+            let start = k * per;
+            let end = start + block.len_of(Axis(0));
+            fill(block.view_mut(), Some(start..end));
+        });
+    }
+    // SAFETY: every block was written completely by `fill` (a panic in it unwinds past this).
+    unsafe { out.assume_init() }
+}
+
+/// The rows `rows` of `view` (all of it for `None`).
+fn rows_of<'a, A, D: Dimension>(view: &ArrayView<'a, A, D>, rows: &Option<Range<usize>>) -> ArrayView<'a, A, D> {
+    match rows {
+        Some(rows) => view.clone().slice_axis_move(Axis(0), rows.clone().into()),
+        None => view.clone(),
+    }
+}
+
+/// `f` applied to every element of `a`, in parallel.
+pub fn map<A, B, S, D, F>(a: &ArrayBase<S, D>, f: F) -> Array<B, D>
+where
+    A: Sync,
+    B: Send,
+    S: Data<Elem = A>,
+    D: Dimension,
+    F: Fn(&A) -> B + Sync,
+{
+    let a = a.view();
+    build(a.raw_dim(), |block, rows| {
+        Zip::from(block).and(rows_of(&a, &rows)).for_each(|o, x| {
+            o.write(f(x));
+        })
+    })
+}
+
+/// The shape two arrays broadcast to under NumPy's rules, or a message like ndarray's.
+pub fn broadcast_shape<D1, D2>(a: &D1, b: &D2) -> Result<<D1 as DimMax<D2>>::Output, String>
+where
+    D1: Dimension + DimMax<D2>,
+    D2: Dimension,
+{
+    let (sa, sb) = (a.slice(), b.slice());
+    let n = sa.len().max(sb.len());
+    let mut out = <D1 as DimMax<D2>>::Output::zeros(n);
+    for (i, o) in out.slice_mut().iter_mut().enumerate() {
+        // Align from the right; a missing axis counts as 1.
+        let x = if i + sa.len() >= n { sa[i + sa.len() - n] } else { 1 };
+        let y = if i + sb.len() >= n { sb[i + sb.len() - n] } else { 1 };
+        *o = match (x, y) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => return Err(format!("ndarray: could not broadcast array from shape: {sa:?} to: {sb:?}")),
+        };
+    }
+    Ok(out)
+}
+
+/// `f(x, y)` for the elements of `a` and `b` broadcast together, in parallel.
+pub fn zip_map<A, B, C, S1, S2, D1, D2, F>(a: &ArrayBase<S1, D1>, b: &ArrayBase<S2, D2>, f: F) -> Array<C, <D1 as DimMax<D2>>::Output>
+where
+    A: Sync,
+    B: Sync,
+    C: Send,
+    S1: Data<Elem = A>,
+    S2: Data<Elem = B>,
+    D1: Dimension + DimMax<D2>,
+    D2: Dimension,
+    F: Fn(&A, &B) -> C + Sync,
+{
+    let shape = broadcast_shape(&a.raw_dim(), &b.raw_dim()).unwrap_or_else(|message| panic!("{message}"));
+    let a = a.broadcast(shape.clone()).expect("broadcast shape");
+    let b = b.broadcast(shape.clone()).expect("broadcast shape");
+    build(shape, |block, rows| {
+        Zip::from(block).and(rows_of(&a, &rows)).and(rows_of(&b, &rows)).for_each(|o, x, y| {
+            o.write(f(x, y));
+        })
+    })
+}
+
+/// Integer ranges `prange` can cut into parts.
+pub trait PRange {
+    type Index: Copy + Send + Sync;
+    /// At most `parts` non-empty, consecutive inclusive ranges covering the range, in order.
+    fn parts(&self, parts: usize) -> Vec<RangeInclusive<Self::Index>>;
+    fn len_hint(&self) -> usize;
+}
+
+macro_rules! prange_index {
+    ($($t:ty),*) => {$(
+        impl PRange for Range<$t> {
+            type Index = $t;
+            fn parts(&self, parts: usize) -> Vec<RangeInclusive<$t>> {
+                if self.start >= self.end {
+                    return Vec::new();
+                }
+                split_inclusive(self.start as i128, self.end as i128 - 1, parts).into_iter().map(|(a, b)| a as $t..=b as $t).collect()
+            }
+            fn len_hint(&self) -> usize {
+                (self.end as i128 - self.start as i128).clamp(0, usize::MAX as i128) as usize
+            }
+        }
+        impl PRange for RangeInclusive<$t> {
+            type Index = $t;
+            fn parts(&self, parts: usize) -> Vec<RangeInclusive<$t>> {
+                if self.is_empty() {
+                    return Vec::new();
+                }
+                split_inclusive(*self.start() as i128, *self.end() as i128, parts).into_iter().map(|(a, b)| a as $t..=b as $t).collect()
+            }
+            fn len_hint(&self) -> usize {
+                (*self.end() as i128 - *self.start() as i128 + 1).clamp(0, usize::MAX as i128) as usize
+            }
+        }
+    )*};
+}
+prange_index!(usize, isize, u8, u16, u32, u64, i8, i16, i32, i64);
+
+fn split_inclusive(first: i128, last: i128, parts: usize) -> Vec<(i128, i128)> {
+    let len = last - first + 1;
+    let parts = (parts as i128).clamp(1, len);
+    let (per, extra) = (len / parts, len % parts);
+    let mut out = Vec::with_capacity(parts as usize);
+    let mut start = first;
+    for k in 0..parts {
+        let size = per + i128::from(k < extra);
+        out.push((start, start + size - 1));
+        start += size;
+    }
+    out
+}
+
+/// Runs `body` on parts of `range` in parallel (a `prange` loop without reductions).
+pub fn prange_for<R, F>(range: R, body: F)
+where
+    R: PRange,
+    F: Fn(RangeInclusive<R::Index>) + Sync,
+{
+    let parts = range.parts(tasks_for(range.len_hint()));
+    pool::run_tasks(parts.len(), |k| body(parts[k].clone()));
+}
+
+/// Runs `body` on parts of `range` in parallel and folds what each part returned into
+/// `identity` with `combine`, in range order (a `prange` loop with reductions).
+pub fn prange_reduce<R, T, F, C>(range: R, identity: T, body: F, combine: C) -> T
+where
+    R: PRange,
+    T: Send,
+    F: Fn(RangeInclusive<R::Index>) -> T + Sync,
+    C: Fn(T, T) -> T,
+{
+    let parts = range.parts(tasks_for(range.len_hint()));
+    let results: Vec<Mutex<Option<T>>> = parts.iter().map(|_| Mutex::new(None)).collect();
+    pool::run_tasks(parts.len(), |k| {
+        let value = body(parts[k].clone());
+        *results[k].lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
+    });
+    results
+        .into_iter()
+        .filter_map(|r| r.into_inner().unwrap_or_else(|e| e.into_inner()))
+        .fold(identity, combine)
+}
+
+/// The start values of a reduction variable: what each part of a `prange` loop begins with.
+pub trait Reduce: Sized {
+    /// The identity of `+`, shaped like `self`.
+    fn zero_like(&self) -> Self;
+    /// The identity of `*`, shaped like `self`.
+    fn one_like(&self) -> Self;
+}
+
+macro_rules! reduce_scalar {
+    ($zero:literal, $one:literal: $($t:ty),*) => {$(
+        impl Reduce for $t {
+            fn zero_like(&self) -> Self { $zero }
+            fn one_like(&self) -> Self { $one }
+        }
+    )*};
+}
+reduce_scalar!(0, 1: usize, isize, u8, u16, u32, u64, u128, i8, i16, i32, i64, i128);
+reduce_scalar!(0.0, 1.0: f32, f64);
+
+impl<A, D> Reduce for Array<A, D>
+where
+    A: Clone + num_identities::Zero + num_identities::One,
+    D: Dimension,
+{
+    fn zero_like(&self) -> Self {
+        Array::from_elem(self.raw_dim(), A::zero())
+    }
+    fn one_like(&self) -> Self {
+        Array::from_elem(self.raw_dim(), A::one())
+    }
+}
+
+/// `0` and `1` of array elements (ndarray's `num_traits` bounds, without naming the crate).
+mod num_identities {
+    pub trait Zero {
+        fn zero() -> Self;
+    }
+    pub trait One {
+        fn one() -> Self;
+    }
+    macro_rules! identities {
+        ($zero:literal, $one:literal: $($t:ty),*) => {$(
+            impl Zero for $t { fn zero() -> Self { $zero } }
+            impl One for $t { fn one() -> Self { $one } }
+        )*};
+    }
+    identities!(0, 1: usize, isize, u8, u16, u32, u64, u128, i8, i16, i32, i64, i128);
+    identities!(0.0, 1.0: f32, f64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{array, Array2};
+
+    #[test]
+    fn map_matches_a_serial_map_in_every_dimension() {
+        let a = Array::from_shape_fn((37, 5, 3), |(i, j, k)| (i * 100 + j * 10 + k) as f64);
+        assert_eq!(map(&a, |x| x * 2.0 + 1.0), a.mapv(|x| x * 2.0 + 1.0));
+        let b = array![1, 2, 3];
+        assert_eq!(map(&b, |x| x - 1), array![0, 1, 2]);
+        let scalar = ndarray::arr0(4.0);
+        assert_eq!(map(&scalar, |x| x * x), ndarray::arr0(16.0));
+        let empty = Array2::<f64>::zeros((0, 3));
+        assert_eq!(map(&empty, |x| *x).shape(), &[0, 3]);
+    }
+
+    #[test]
+    fn map_of_a_transposed_view_keeps_its_logical_order() {
+        let a = Array::from_shape_fn((6, 4), |(i, j)| (i * 4 + j) as i64);
+        let t = a.t();
+        assert_eq!(map(&t, |x| *x), t.to_owned());
+    }
+
+    #[test]
+    fn zip_map_broadcasts_like_ndarray() {
+        let column = Array::from_shape_fn((3, 1), |(i, _)| i as f64);
+        let row = Array::from_shape_fn((1, 4), |(_, j)| 10.0 * j as f64);
+        assert_eq!(zip_map(&column, &row, |x, y| x + y), &column + &row);
+        let matrix = Array::from_shape_fn((5, 4), |(i, j)| (i * j) as f64);
+        let vector = array![1.0, 2.0, 3.0, 4.0];
+        assert_eq!(zip_map(&matrix, &vector, |x, y| x * y), &matrix * &vector);
+        assert_eq!(zip_map(&vector, &matrix, |x, y| x - y), &vector - &matrix);
+    }
+
+    #[test]
+    fn zip_map_refuses_shapes_that_do_not_broadcast() {
+        let a = Array2::<f64>::zeros((3, 4));
+        let b = Array2::<f64>::zeros((2, 4));
+        let caught = std::panic::catch_unwind(|| zip_map(&a, &b, |x, y| x + y)).unwrap_err();
+        let message = caught.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(message.contains("could not broadcast"), "{message}");
+    }
+
+    #[test]
+    fn ranges_split_into_ordered_covering_parts() {
+        assert_eq!((0..10usize).parts(3), vec![0..=3, 4..=6, 7..=9]);
+        assert_eq!((0..=9i32).parts(20).len(), 10);
+        assert_eq!((5..5u64).parts(4), Vec::<RangeInclusive<u64>>::new());
+        assert_eq!((-3..3i64).parts(2), vec![-3..=-1, 0..=2]);
+        assert_eq!((250u8..=255).parts(2), vec![250..=252, 253..=255]);
+    }
+
+    #[test]
+    fn prange_reduce_sums_like_a_serial_loop() {
+        let total = prange_reduce(0..100_000u64, 0u64, |part| part.sum::<u64>(), |a, b| a + b);
+        assert_eq!(total, (0..100_000u64).sum::<u64>());
+        let product = prange_reduce(1..=10i64, 1i64, |part| part.product::<i64>(), |a, b| a * b);
+        assert_eq!(product, 3_628_800);
+        let none = prange_reduce(0..0usize, 7usize, |part| part.count(), |a, b| a + b);
+        assert_eq!(none, 7);
+    }
+
+    #[test]
+    fn prange_for_visits_every_index_once() {
+        let seen: Vec<std::sync::atomic::AtomicUsize> = (0..1000).map(|_| Default::default()).collect();
+        prange_for(0..1000usize, |part| {
+            for i in part {
+                seen[i].fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        assert!(seen.iter().all(|s| s.load(std::sync::atomic::Ordering::SeqCst) == 1));
+    }
+
+    #[test]
+    fn reduction_identities() {
+        assert_eq!(3.5f64.zero_like(), 0.0);
+        assert_eq!(7i32.one_like(), 1);
+        let acc = Array2::<f64>::ones((2, 3));
+        assert_eq!(acc.zero_like(), Array2::<f64>::zeros((2, 3)));
+    }
+}
