@@ -13,7 +13,8 @@ use std::time::Duration;
 use crossbeam_channel::{never, select, Receiver};
 use evcxr::{CommandContext, CompilationError, Error as EvcxrError};
 
-use crate::backend::{Backend, CellError, Completions, Interrupter, MimeBundle, OutputSink};
+use crate::backend::{Backend, CellError, Completions, Interrupter, LiveOutput, MimeBundle, OutputSink};
+use crate::jit::{self, JitCompiler};
 use crate::diagnostics::{self, CellSpan, Diagnostic};
 use crate::host_stderr::HostStderr;
 use crate::output::{OutputPump, Panic};
@@ -188,8 +189,8 @@ fn reserve_workspace(cache: &Path) -> std::io::Result<Workspace> {
 pub fn warm_up(cache: &Path) -> anyhow::Result<Duration> {
     let started = std::time::Instant::now();
     let toolchain = Toolchain::discover()?;
-    let _workspace = prepare_environment(cache, &toolchain)?;
-    let (mut backend, _) = EvcxrBackend::start(None)?;
+    let workspace = prepare_environment(cache, &toolchain)?;
+    let (mut backend, _) = EvcxrBackend::start(None, &workspace.dir, &toolchain)?;
     let ignore = |_: crate::backend::LiveOutput| {};
     backend.execute("1 + 1", &ignore).map_err(|e| anyhow::anyhow!("{}: {}", e.ename, e.evalue))?;
     Ok(started.elapsed())
@@ -197,11 +198,17 @@ pub fn warm_up(cache: &Path) -> anyhow::Result<Duration> {
 
 /// Items every session starts with.
 ///
+/// The runtime's prelude (ndarray's, `prange`, `num_threads`) and the crates it re-exports.
+///
 /// `EvcxrDebugDisplay`: evcxr shows a trailing expression by first compiling
 /// `(expr).evcxr_display()` and, when that fails (the usual case), compiling again with
 /// `{:?}`. This blanket trait makes the first attempt succeed for every `Debug` value, so a
 /// cell like `1 + 1` compiles once instead of twice. Inherent `evcxr_display` methods still win.
 const PRELUDE_ITEMS: &str = r#"
+#[allow(unused_imports)]
+use jit::prelude::*;
+#[allow(unused_imports)]
+use jit::{ndarray, rayon};
 #[allow(dead_code)]
 trait EvcxrDebugDisplay {
     fn evcxr_display(&self);
@@ -275,13 +282,34 @@ pub struct EvcxrBackend {
     stderr: Receiver<String>,
     host: Option<HostStderr>,
     state: Arc<RunState>,
+    jit: JitCompiler,
+    /// `:dep` of the session's runtime (in the prelude).
+    runtime_dep: String,
+    /// Items that make jit functions compiled since the last successful compile callable;
+    /// they go in front of the next cell evcxr compiles.
+    pending_glue: String,
 }
 
 impl EvcxrBackend {
     /// Starts evcxr (and its child process). Slow: it compiles a first cell.
-    pub fn start(host: Option<HostStderr>) -> anyhow::Result<(Self, Arc<dyn Interrupter>)> {
+    ///
+    /// `slot` is the workspace directory (see [`prepare_environment`]).
+    pub fn start(host: Option<HostStderr>, slot: &Path, toolchain: &Toolchain) -> anyhow::Result<(Self, Arc<dyn Interrupter>)> {
         let started = std::time::Instant::now();
-        let (ctx, outputs) = CommandContext::new().map_err(|e| anyhow::anyhow!("evcxr failed to start: {e}"))?;
+        let cache = cache_dir();
+        let runtime = jit::write_runtime(&cache)?;
+        // Dependencies (ndarray, rayon, the runtime) optimised, the cell crate at 0. Cargo
+        // reads this file above evcxr's own build directory.
+        std::fs::create_dir_all(slot.join(".cargo"))?;
+        std::fs::write(slot.join(".cargo/config.toml"), DEPENDENCY_PROFILE)?;
+        let rustc = toolchain.sysroot.join("bin/rustc");
+        let rustc = if rustc.exists() { rustc } else { PathBuf::from("rustc") };
+        let jit = JitCompiler::new(&cache, &slot.join("build"), rustc, &toolchain.host);
+        let (mut ctx, outputs) = CommandContext::new().map_err(|e| anyhow::anyhow!("evcxr failed to start: {e}"))?;
+        // Cells find compiled jit functions here. Set before the first build: cargo rebuilds
+        // every dependency when RUSTFLAGS change.
+        ctx.execute(&format!(":build_env RUSTFLAGS={}", cell_rustflags(jit.lib_dir(), "")))
+            .map_err(|e| anyhow::anyhow!("evcxr refused the build flags: {e}"))?;
         tracing::info!(ms = started.elapsed().as_millis() as u64, "evcxr started");
         let state = Arc::new(RunState {
             running: Mutex::new(false),
@@ -300,6 +328,9 @@ impl EvcxrBackend {
             stderr: outputs.stderr,
             host,
             state,
+            runtime_dep: format!(":dep jit = {{ path = {:?} }}\n", runtime.display().to_string()),
+            jit,
+            pending_glue: String::new(),
         };
         Ok((backend, interrupter))
     }
@@ -308,11 +339,13 @@ impl EvcxrBackend {
     fn prefix(&self) -> String {
         let mut prefix = String::new();
         if self.needs_items {
+            prefix.push_str(&self.runtime_dep);
             prefix.push_str(PRELUDE_ITEMS.trim_start());
         }
         if self.needs_hook {
             prefix.push_str(PANIC_HOOK.trim_start());
         }
+        prefix.push_str(&self.pending_glue);
         prefix
     }
 
@@ -420,8 +453,32 @@ fn pump_output(
     pump.finish()
 }
 
-impl Backend for EvcxrBackend {
-    fn execute(&mut self, code: &str, sink: OutputSink<'_>) -> Result<Option<MimeBundle>, CellError> {
+impl EvcxrBackend {
+    /// Compiles the cell's `#[jit]` functions, then runs the rest of the cell with evcxr.
+    fn execute_jit(&mut self, code: &str, split: jit_codegen::SplitCell, sink: OutputSink<'_>) -> Result<Option<MimeBundle>, CellError> {
+        if self.jit.runtime_rlib().is_none() || self.needs_items {
+            // The session's first compile builds the runtime the functions link.
+            self.run_cell("", sink)?;
+        }
+        self.jit.add_uses(&split.uses);
+        let variables = self.variables();
+        let items: std::collections::BTreeSet<String> = self.ctx.defined_item_names().map(str::to_string).collect();
+        for function in &split.functions {
+            let known = |name: &str| items.contains(name) || variables.iter().any(|v| v == name);
+            let compiled = self.jit.compile(function, code, &known)?;
+            sink(LiveOutput::Stdout(format!("{}\n", compiled.report())));
+            self.pending_glue.push_str(&compiled.glue());
+        }
+        let rest_is_empty = split.rest.parse::<proc_macro2::TokenStream>().is_ok_and(|t| t.is_empty());
+        proc_macro2::extra::invalidate_current_thread_spans();
+        if rest_is_empty {
+            // Nothing for evcxr: the functions become callable with the next cell it compiles.
+            return Ok(None);
+        }
+        self.run_cell(&split.rest, sink)
+    }
+
+    fn run_cell(&mut self, code: &str, sink: OutputSink<'_>) -> Result<Option<MimeBundle>, CellError> {
         let variables_before = self.variables();
         {
             let mut running = self.state.running.lock().unwrap();
@@ -444,8 +501,12 @@ impl Backend for EvcxrBackend {
         self.state.clear_flag();
 
         match &result {
-            // The cell's items (the prelude's too) are committed; the hook runs in this process.
-            Ok(_) => (self.needs_items, self.needs_hook) = (false, false),
+            // The cell's items (the prelude's and the jit glue too) are committed; the hook runs
+            // in this process.
+            Ok(_) => {
+                (self.needs_items, self.needs_hook) = (false, false);
+                self.pending_glue.clear();
+            }
             // A new user process: it needs the hook again.
             Err(EvcxrError::SubprocessTerminated(_)) => self.needs_hook = true,
             Err(_) => {}
@@ -486,6 +547,17 @@ impl Backend for EvcxrBackend {
                 format!("a type was redefined, so these variables were lost: {}", variables.join(", ")),
             )),
             Err(other) => Err(CellError::new("Error", other.to_string().trim().to_string())),
+        }
+    }
+
+}
+
+impl Backend for EvcxrBackend {
+    fn execute(&mut self, code: &str, sink: OutputSink<'_>) -> Result<Option<MimeBundle>, CellError> {
+        match jit_codegen::split(code) {
+            Err(e) => Err(jit::codegen_error(&e, code)),
+            Ok(split) if split.functions.is_empty() => self.run_cell(code, sink),
+            Ok(split) => self.execute_jit(code, split, sink),
         }
     }
 
@@ -537,7 +609,7 @@ impl Backend for EvcxrBackend {
         if name == "RUSTFLAGS" {
             // evcxr sets RUSTFLAGS for cargo itself (cells need -Cprefer-dynamic); its build
             // environment comes after, so the learner's flags go there, with evcxr's kept.
-            self.execute(&format!(":build_env RUSTFLAGS=-Cprefer-dynamic {value}"), &quiet)?;
+            self.execute(&format!(":build_env RUSTFLAGS={}", cell_rustflags(self.jit.lib_dir(), value)), &quiet)?;
         }
         // The running user process: the next cell sees it, nothing restarts.
         let code = format!("unsafe {{ ::std::env::set_var({name:?}, {value:?}); }}");
@@ -552,6 +624,15 @@ impl Backend for EvcxrBackend {
         names.sort();
         names
     }
+}
+
+/// The profile of the session's dependencies (see [`EvcxrBackend::start`]).
+const DEPENDENCY_PROFILE: &str = "[profile.dev.package.\"*\"]\nopt-level = 3\ndebug-assertions = false\n";
+
+/// RUSTFLAGS of cell builds: what evcxr needs (`-Cprefer-dynamic`), where jit functions are,
+/// and the learner's own flags.
+fn cell_rustflags(jit_lib: &Path, learner: &str) -> String {
+    format!("-Cprefer-dynamic -L crate={} {learner}", jit_lib.display()).trim_end().to_string()
 }
 
 /// evcxr's error as a [`Diagnostic`], with lines counted from the learner's first line
@@ -571,6 +652,9 @@ fn diagnostic(error: &CompilationError, prefix_lines: usize) -> Diagnostic {
         })
         .collect();
     let mut help: Vec<String> = error.help().iter().map(|h| h.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+    if error.message().contains("cannot find attribute `jit`") || error.message().contains("cannot find attribute `vectorize`") {
+        help.push("#[jit] works on functions at the top level of a cell".to_string());
+    }
     if let Some(hint) = error.evcxr_extra_hint() {
         help.push(hint.to_string());
     }

@@ -8,6 +8,7 @@ pub mod evcxr_backend;
 pub mod history;
 pub mod host_stderr;
 pub mod install;
+pub mod jit;
 pub mod output;
 pub mod pool;
 pub mod transport;

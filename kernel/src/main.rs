@@ -123,7 +123,8 @@ fn run_kernel(connection_file: &PathBuf) -> anyhow::Result<()> {
     // Our own panics go to the log (fd 2 is the capture pipe now).
     std::panic::set_hook(Box::new(|info| tracing::error!("kernel panic: {info}")));
     let toolchain = Toolchain::discover()?;
-    let _workspace = evcxr_backend::prepare_environment(&evcxr_backend::cache_dir(), &toolchain)?;
+    let workspace = evcxr_backend::prepare_environment(&evcxr_backend::cache_dir(), &toolchain)?;
+    let slot = workspace.dir.clone();
 
     let info_reply = kernel_info(&toolchain.version);
     let (outbox, outgoing) = transport::outbox();
@@ -137,7 +138,7 @@ fn run_kernel(connection_file: &PathBuf) -> anyhow::Result<()> {
     let engine_outbox = outbox.clone();
     let engine_info = info_reply.clone();
     std::thread::Builder::new().name("engine".into()).spawn(move || {
-        let flow = EvcxrBackend::start(Some(host)).map(|(backend, evcxr_interrupter)| {
+        let flow = EvcxrBackend::start(Some(host), &slot, &toolchain).map(|(backend, evcxr_interrupter)| {
             engine_interrupter.set(evcxr_interrupter);
             Shell::new(backend, engine_outbox, engine_info).run(shell_rx)
         });

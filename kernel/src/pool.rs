@@ -65,7 +65,7 @@ pub unsafe extern "C" fn rjk_pool_run(n: usize, ctx: *const c_void, task: extern
 /// process only; the functions are then in the binary both roles run.
 #[inline(never)]
 pub fn keep() {
-    std::hint::black_box((rjk_pool_run as usize, rjk_pool_threads as usize));
+    std::hint::black_box((rjk_pool_run as *const () as usize, rjk_pool_threads as *const () as usize));
 }
 
 #[cfg(test)]

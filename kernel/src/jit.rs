@@ -1,0 +1,357 @@
+//! `#[jit]`: compiles each function in a crate of its own with full optimisation, by calling
+//! rustc directly, and caches the result by content.
+//!
+//! The crate links the session's runtime (`jit`, with ndarray and rayon) as evcxr's cargo
+//! built it, so a cell can link the compiled function: the rlib goes into
+//! `<cache>/jit/lib`, which every cell's build searches (`-L crate=`). Knows nothing of
+//! evcxr's internals beyond that directory layout.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use jit_codegen::{CodegenError, CrateSource, JitFn};
+use serde_json::Value;
+
+use crate::backend::CellError;
+use crate::diagnostics::{self, CellSpan, Diagnostic};
+
+/// rustc's flags for a jit crate (part of the cache key).
+const FLAGS: [&str; 8] = [
+    "-Copt-level=3",
+    "-Cdebug-assertions=off",
+    "-Coverflow-checks=off",
+    "-Ctarget-cpu=native",
+    "-Ccodegen-units=1",
+    "-Cdebuginfo=0",
+    "-Cembed-bitcode=no",
+    "-Cpanic=unwind",
+];
+
+/// The runtime's sources, written to the cache for evcxr's cargo to build as a path dependency.
+const RUNTIME_FILES: [(&str, &str); 5] = [
+    ("Cargo.toml", include_str!("../../jit/runtime/Cargo.toml")),
+    ("src/lib.rs", include_str!("../../jit/runtime/src/lib.rs")),
+    ("src/ops.rs", include_str!("../../jit/runtime/src/ops.rs")),
+    ("src/par.rs", include_str!("../../jit/runtime/src/par.rs")),
+    ("src/pool.rs", include_str!("../../jit/runtime/src/pool.rs")),
+];
+
+/// Writes the runtime crate under `<cache>/runtime/<content hash>` (once) and returns its path.
+pub fn write_runtime(cache: &Path) -> std::io::Result<PathBuf> {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    RUNTIME_FILES.hash(&mut hasher);
+    let dir = cache.join("runtime").join(format!("{:016x}", hasher.finish()));
+    if !dir.join("Cargo.toml").exists() {
+        let staging = cache.join("runtime").join(format!(".staging-{}", std::process::id()));
+        for (name, text) in RUNTIME_FILES {
+            let path = staging.join(name);
+            std::fs::create_dir_all(path.parent().expect("a file in a folder"))?;
+            std::fs::write(path, text)?;
+        }
+        if std::fs::rename(&staging, &dir).is_err() {
+            // Another kernel wrote it first.
+            let _ = std::fs::remove_dir_all(&staging);
+        }
+    }
+    Ok(dir)
+}
+
+/// One compiled function.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub name: String,
+    pub krate: String,
+    /// Seconds rustc took; `None` when it came from the cache.
+    pub seconds: Option<f64>,
+}
+
+impl Compiled {
+    /// The line the cell prints.
+    pub fn report(&self) -> String {
+        match self.seconds {
+            Some(s) => format!("jit: compiled {} in {s:.2} s", self.name),
+            None => format!("jit: {} from the cache", self.name),
+        }
+    }
+
+    /// The items that make the function callable from cells: the crate, in a module of its
+    /// own (evcxr treats a top-level `extern crate` as a crates.io dependency), and a `use`.
+    pub fn glue(&self) -> String {
+        let (name, krate) = (&self.name, &self.krate);
+        format!("mod __jit_{name} {{ extern crate {krate}; pub use self::{krate}::{name}; }}\n#[allow(unused_imports)] use self::__jit_{name}::{name};\n")
+    }
+}
+
+/// The session's jit functions and how to compile more.
+pub struct JitCompiler {
+    rustc: PathBuf,
+    host: String,
+    /// Where compiled crates go (and where cells look for them).
+    lib_dir: PathBuf,
+    /// evcxr's cargo output (`…/debug/deps`), where the runtime rlib is.
+    deps_dir: PathBuf,
+    functions: BTreeMap<String, String>,
+    /// The session's `use` items (only those a jit function may use are passed on).
+    uses: Vec<String>,
+}
+
+impl JitCompiler {
+    pub fn new(cache: &Path, build_dir: &Path, rustc: PathBuf, host: &str) -> Self {
+        JitCompiler {
+            rustc,
+            host: host.to_string(),
+            lib_dir: cache.join("jit").join("lib"),
+            deps_dir: build_dir.join("target").join(host).join("debug").join("deps"),
+            functions: BTreeMap::new(),
+            uses: Vec::new(),
+        }
+    }
+
+    /// The directory cells search for compiled functions.
+    pub fn lib_dir(&self) -> &Path {
+        &self.lib_dir
+    }
+
+    pub fn is_jit(&self, name: &str) -> bool {
+        self.functions.contains_key(name)
+    }
+
+    /// The runtime rlib evcxr's cargo built last, if it built one.
+    pub fn runtime_rlib(&self) -> Option<PathBuf> {
+        let entries = std::fs::read_dir(&self.deps_dir).ok()?;
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy().to_string();
+                name.starts_with("libjit-") && name.ends_with(".rlib")
+            })
+            .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
+            .map(|e| e.path())
+    }
+
+    /// Remembers a cell's `use` items for the jit functions compiled after it.
+    pub fn add_uses(&mut self, uses: &[String]) {
+        for item in uses {
+            let allowed = jit_codegen::use_root(item).is_some_and(|r| jit_codegen::ALLOWED_ROOTS.contains(&r.as_str()));
+            if allowed && !self.uses.contains(item) {
+                self.uses.push(item.clone());
+            }
+        }
+    }
+
+    /// Compiles `function` (or finds it in the cache). `known` tells whether a name is defined
+    /// in the session outside jit functions (for the nopython error); `cell` is the cell text.
+    pub fn compile(&mut self, function: &JitFn, cell: &str, known: &dyn Fn(&str) -> bool) -> Result<Compiled, CellError> {
+        let runtime = self.runtime_rlib().ok_or_else(|| {
+            CellError::new("JitError", "the jit runtime has not been built in this session (the session's first compile failed?)")
+        })?;
+        let deps: Vec<(String, String)> = function
+            .references
+            .iter()
+            .filter(|r| **r != function.name)
+            .filter_map(|r| self.functions.get(r).map(|k| (r.clone(), k.clone())))
+            .collect();
+        let source = jit_codegen::crate_source(function, &deps, &self.uses);
+        let krate = format!("jit_{}_{:016x}", function.name, self.key(&source.text, &runtime));
+        let rlib = self.lib_dir.join(format!("lib{krate}.rlib"));
+        let mut compiled = Compiled { name: function.name.clone(), krate: krate.clone(), seconds: None };
+        if !rlib.exists() {
+            let started = Instant::now();
+            self.rustc(&krate, &source, &runtime, &deps, &rlib).map_err(|stderr| self.error(&stderr, function, &source, cell, known))?;
+            compiled.seconds = Some(started.elapsed().as_secs_f64());
+        }
+        self.functions.insert(function.name.clone(), krate);
+        Ok(compiled)
+    }
+
+    /// The content key of a crate: its source, the runtime it links, rustc and the flags.
+    fn key(&self, source: &str, runtime: &Path) -> u64 {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        source.hash(&mut hasher);
+        FLAGS.hash(&mut hasher);
+        self.rustc.hash(&mut hasher);
+        if let Ok(meta) = std::fs::metadata(&self.rustc) {
+            (meta.len(), meta.modified().ok()).hash(&mut hasher);
+        }
+        runtime.hash(&mut hasher);
+        if let Ok(meta) = std::fs::metadata(runtime) {
+            (meta.len(), meta.modified().ok()).hash(&mut hasher);
+        }
+        hasher.finish()
+    }
+
+    /// Runs rustc; on failure returns its stderr (JSON diagnostics).
+    fn rustc(&self, krate: &str, source: &CrateSource, runtime: &Path, deps: &[(String, String)], rlib: &Path) -> Result<(), String> {
+        let io = |e: std::io::Error| format!("{{\"message\":\"could not run rustc: {e}\",\"level\":\"error\"}}");
+        std::fs::create_dir_all(&self.lib_dir).map_err(io)?;
+        let unique = format!("{krate}.{}", std::process::id());
+        let src = self.lib_dir.join(format!("{unique}.rs"));
+        let out = self.lib_dir.join(format!("{unique}.rlib.tmp"));
+        std::fs::write(&src, &source.text).map_err(io)?;
+        let mut command = std::process::Command::new(&self.rustc);
+        command
+            .args(["--edition", "2021", "--crate-type", "rlib", "--crate-name", krate, "--error-format=json", "--target", &self.host])
+            .args(FLAGS)
+            .arg("-L")
+            .arg(format!("dependency={}", self.deps_dir.display()))
+            .arg("-L")
+            .arg(format!("crate={}", self.lib_dir.display()))
+            .arg("--extern")
+            .arg(format!("jit={}", runtime.display()));
+        for (_, dep) in deps {
+            command.arg("--extern").arg(format!("{dep}={}", self.lib_dir.join(format!("lib{dep}.rlib")).display()));
+        }
+        let output = command.arg("-o").arg(&out).arg(&src).output().map_err(io)?;
+        let _ = std::fs::remove_file(&src);
+        if !output.status.success() {
+            let _ = std::fs::remove_file(&out);
+            return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+        }
+        std::fs::rename(&out, rlib).map_err(io)
+    }
+
+    /// rustc's errors against the cell's lines; a name from outside the jit world becomes the
+    /// nopython error.
+    fn error(&self, stderr: &str, function: &JitFn, source: &CrateSource, cell: &str, known: &dyn Fn(&str) -> bool) -> CellError {
+        let diagnostics: Vec<Diagnostic> = stderr
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["level"] == "error" && !v["message"].as_str().is_some_and(|m| m.starts_with("aborting due to")))
+            .map(|v| diagnostic(&v, function, source))
+            .collect();
+        if let Some(name) = diagnostics.iter().find_map(|d| unresolved_name(d).filter(|n| known(n) && !self.is_jit(n))) {
+            let evalue = format!(
+                "`{name}` is defined in a plain cell, and #[jit] function `{}` cannot use it: a #[jit] function \
+                 may use only std, ndarray, rayon, the jit runtime and other #[jit] functions. \
+                 Mark `{name}` with #[jit] too, or pass it to `{}` as an argument.",
+                function.name, function.name
+            );
+            let mut error = diagnostics::compile_error(&diagnostics, cell);
+            error.traceback.insert(0, format!("\x1b[1;31mJitError\x1b[0m: {evalue}"));
+            return CellError { ename: "JitError".to_string(), evalue, traceback: error.traceback };
+        }
+        if diagnostics.is_empty() {
+            return CellError::new("JitError", format!("rustc failed to compile `{}`: {}", function.name, stderr.trim()));
+        }
+        diagnostics::compile_error(&diagnostics, cell)
+    }
+}
+
+/// Error codes rustc gives a name it cannot find.
+const UNRESOLVED: [&str; 7] = ["E0425", "E0412", "E0433", "E0422", "E0423", "E0531", "E0405"];
+
+fn unresolved_name(d: &Diagnostic) -> Option<String> {
+    if !d.code.as_deref().is_some_and(|c| UNRESOLVED.contains(&c)) {
+        return None;
+    }
+    let start = d.message.find('`')? + 1;
+    let len = d.message[start..].find('`')?;
+    Some(d.message[start..start + len].to_string())
+}
+
+/// One rustc JSON diagnostic, its spans moved to the cell's lines.
+fn diagnostic(v: &Value, function: &JitFn, source: &CrateSource) -> Diagnostic {
+    let labels = v["spans"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["file_name"].as_str().is_some_and(|f| f.ends_with(".rs")))
+        .map(|s| {
+            let line = |key: &str| s[key].as_u64().map(|n| n as usize);
+            let span = (|| {
+                Some(CellSpan {
+                    start_line: source.cell_line(function, line("line_start")?)?,
+                    start_column: line("column_start")?,
+                    end_line: source.cell_line(function, line("line_end")?)?,
+                    end_column: line("column_end")?,
+                })
+            })();
+            (span, s["label"].as_str().unwrap_or_default().to_string(), s["is_primary"].as_bool().unwrap_or(false))
+        })
+        .collect::<Vec<_>>();
+    let mut labels: Vec<(Option<CellSpan>, String, bool)> = labels;
+    labels.sort_by_key(|(_, _, primary)| !primary);
+    let help = v["children"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            let message = c["message"].as_str()?;
+            let suggestion = c["spans"][0]["suggested_replacement"].as_str();
+            Some(match suggestion {
+                Some(s) if !s.is_empty() => format!("{}: `{}`", message, s.trim()),
+                _ => message.to_string(),
+            })
+        })
+        .filter(|m| !m.contains("__jit_") && !m.contains("jit::"))
+        .collect();
+    let message = v["message"].as_str().unwrap_or_default().to_string();
+    Diagnostic {
+        level: "error".to_string(),
+        code: v["code"]["code"].as_str().map(str::to_string),
+        message: readable(&message),
+        labels: labels.into_iter().map(|(s, l, _)| (s, readable(&l))).collect(),
+        help,
+    }
+}
+
+/// Names of the parallel rewrite, as the learner wrote them.
+fn readable(text: &str) -> String {
+    text.replace("::jit::ops::Bin<", "(")
+        .replace("jit::ops::Bin<", "(")
+        .replace("__jit_add", "`+`")
+        .replace("__jit_sub", "`-`")
+        .replace("__jit_mul", "`*`")
+        .replace("__jit_div", "`/`")
+}
+
+/// A codegen problem (bad option, generic function, ...) as the cell's error.
+pub fn codegen_error(e: &CodegenError, cell: &str) -> CellError {
+    let span = CellSpan { start_line: e.line, start_column: e.column, end_line: e.line, end_column: e.column + 1 };
+    let d = Diagnostic {
+        level: "error".to_string(),
+        code: None,
+        message: e.message.clone(),
+        labels: vec![(Some(span), String::new())],
+        help: e.help.iter().cloned().collect(),
+    };
+    let mut error = diagnostics::compile_error(&[d], cell);
+    error.ename = "JitError".to_string();
+    error
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rustc_diagnostics_map_to_cell_lines() {
+        let cell = "let x = 1;\n#[jit]\nfn f() -> f64 {\n    helper(2)\n}";
+        let split = jit_codegen::split(cell).unwrap();
+        let function = &split.functions[0];
+        let source = jit_codegen::crate_source(function, &[], &[]);
+        let line = source.first_line + 2;
+        let json = format!(
+            r#"{{"$message_type":"diagnostic","message":"cannot find function `helper` in this scope","code":{{"code":"E0425"}},"level":"error","spans":[{{"file_name":"x.rs","line_start":{line},"line_end":{line},"column_start":5,"column_end":11,"is_primary":true,"label":"not found in this scope"}}],"children":[]}}"#
+        );
+        let jit = JitCompiler::new(Path::new("/nonexistent"), Path::new("/nonexistent"), "rustc".into(), "x86_64-unknown-linux-gnu");
+        let plain = jit.error(&json, function, &source, cell, &|_| false);
+        assert_eq!(plain.ename, "CompilationError");
+        assert!(plain.evalue.contains("(cell line 4)"), "{}", plain.evalue);
+        let nopython = jit.error(&json, function, &source, cell, &|n| n == "helper");
+        assert_eq!(nopython.ename, "JitError");
+        assert!(nopython.evalue.contains("`helper` is defined in a plain cell"), "{}", nopython.evalue);
+        assert!(nopython.traceback.iter().any(|l| l.contains("helper(2)")));
+    }
+
+    #[test]
+    fn glue_and_report() {
+        let c = Compiled { name: "f".into(), krate: "jit_f_00".into(), seconds: Some(1.234) };
+        assert_eq!(c.report(), "jit: compiled f in 1.23 s");
+        assert!(c.glue().contains("extern crate jit_f_00; pub use self::jit_f_00::f;"));
+        let cached = Compiled { seconds: None, ..c };
+        assert_eq!(cached.report(), "jit: f from the cache");
+    }
+}
