@@ -177,6 +177,7 @@ fn reserve_workspace(cache: &Path) -> std::io::Result<Workspace> {
         std::fs::create_dir_all(&config)?;
         let toml = format!("[evcxr]\nopt_level = \"0\"\ntmpdir = {:?}\n", build.display().to_string());
         std::fs::write(config.join("evcxr.toml"), toml)?;
+        seed_build(cache, &build);
         std::env::set_var("EVCXR_CONFIG_DIR", &config);
         std::env::set_var(INTERRUPT_FILE_VAR, dir.join("interrupt"));
         return Ok(Workspace { dir, _lock: lock });
@@ -193,7 +194,44 @@ pub fn warm_up(cache: &Path) -> anyhow::Result<Duration> {
     let (mut backend, _) = EvcxrBackend::start(None, &workspace.dir, &toolchain)?;
     let ignore = |_: crate::backend::LiveOutput| {};
     backend.execute("1 + 1", &ignore).map_err(|e| anyhow::anyhow!("{}: {}", e.ename, e.evalue))?;
+    save_seed(cache, &workspace.dir.join("build"))?;
     Ok(started.elapsed())
+}
+
+/// Where `install` keeps a copy of a built session crate (dependencies included), so that a
+/// new workspace slot (a second kernel running at once) starts built.
+fn seed_dir(cache: &Path) -> PathBuf {
+    cache.join("seed")
+}
+
+fn save_seed(cache: &Path, build: &Path) -> std::io::Result<()> {
+    let staging = cache.join(format!(".seed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    copy_tree(build, &staging)?;
+    let _ = std::fs::remove_dir_all(seed_dir(cache));
+    std::fs::rename(&staging, seed_dir(cache))
+}
+
+/// Fills an empty build directory from the seed, if there is one (else cargo builds it).
+fn seed_build(cache: &Path, build: &Path) {
+    let seed = seed_dir(cache);
+    if build.join("target").exists() || !seed.join("target").exists() {
+        return;
+    }
+    if let Err(error) = copy_tree(&seed, build) {
+        tracing::warn!(%error, "could not copy the seed build; cargo builds from scratch");
+    }
+}
+
+/// `cp -a from/. to`: keeps modification times, which cargo's freshness checks compare.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    let status = std::process::Command::new("cp").arg("-a").arg(from.join(".")).arg(to).status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!("cp -a {} {} failed", from.display(), to.display())))
+    }
 }
 
 /// Items every session starts with.
@@ -467,7 +505,7 @@ impl EvcxrBackend {
             let known = |name: &str| items.contains(name) || variables.iter().any(|v| v == name);
             let compiled = self.jit.compile(function, code, &known)?;
             sink(LiveOutput::Stdout(format!("{}\n", compiled.report())));
-            self.pending_glue.push_str(&compiled.glue());
+            self.pending_glue.push_str(&compiled.wrapper);
         }
         let rest_is_empty = split.rest.parse::<proc_macro2::TokenStream>().is_ok_and(|t| t.is_empty());
         proc_macro2::extra::invalidate_current_thread_spans();
@@ -629,10 +667,11 @@ impl Backend for EvcxrBackend {
 /// The profile of the session's dependencies (see [`EvcxrBackend::start`]).
 const DEPENDENCY_PROFILE: &str = "[profile.dev.package.\"*\"]\nopt-level = 3\ndebug-assertions = false\n";
 
-/// RUSTFLAGS of cell builds: what evcxr needs (`-Cprefer-dynamic`), where jit functions are,
-/// and the learner's own flags.
+/// RUSTFLAGS of cell builds: what evcxr needs (`-Cprefer-dynamic`), where the jit functions'
+/// libraries are (to link, and to load), and the learner's own flags.
 fn cell_rustflags(jit_lib: &Path, learner: &str) -> String {
-    format!("-Cprefer-dynamic -L crate={} {learner}", jit_lib.display()).trim_end().to_string()
+    let lib = jit_lib.display();
+    format!("-Cprefer-dynamic -L native={lib} -Clink-arg=-Wl,-rpath,{lib} {learner}").trim_end().to_string()
 }
 
 /// evcxr's error as a [`Diagnostic`], with lines counted from the learner's first line

@@ -1,10 +1,13 @@
 //! `#[jit]`: compiles each function in a crate of its own with full optimisation, by calling
 //! rustc directly, and caches the result by content.
 //!
-//! The crate links the session's runtime (`jit`, with ndarray and rayon) as evcxr's cargo
-//! built it, so a cell can link the compiled function: the rlib goes into
-//! `<cache>/jit/lib`, which every cell's build searches (`-L crate=`). Knows nothing of
-//! evcxr's internals beyond that directory layout.
+//! The crate is a shared library (`<cache>/jit/lib/lib<crate>.so`) that links the session's
+//! runtime (`jit`, with ndarray and rayon) as evcxr's cargo built it, so its types are the
+//! cells' types, and std dynamically, as cells do. It exports one `#[no_mangle]` function;
+//! cells call it through a wrapper with the same signature (see
+//! [`jit_codegen::JitFn::cell_wrapper`]), linked with `-l`. Cells never depend on the crate
+//! itself, so evcxr's `cargo check` and rust-analyzer see only the signature.
+//! Knows nothing of evcxr's internals beyond the build directory layout.
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
@@ -18,7 +21,8 @@ use crate::backend::CellError;
 use crate::diagnostics::{self, CellSpan, Diagnostic};
 
 /// rustc's flags for a jit crate (part of the cache key).
-const FLAGS: [&str; 8] = [
+const FLAGS: [&str; 9] = [
+    "-Cprefer-dynamic",
     "-Copt-level=3",
     "-Cdebug-assertions=off",
     "-Coverflow-checks=off",
@@ -62,7 +66,8 @@ pub fn write_runtime(cache: &Path) -> std::io::Result<PathBuf> {
 #[derive(Debug, Clone)]
 pub struct Compiled {
     pub name: String,
-    pub krate: String,
+    /// The wrapper cells call (see [`jit_codegen::JitFn::cell_wrapper`]).
+    pub wrapper: String,
     /// Seconds rustc took; `None` when it came from the cache.
     pub seconds: Option<f64>,
 }
@@ -76,12 +81,6 @@ impl Compiled {
         }
     }
 
-    /// The items that make the function callable from cells: the crate, in a module of its
-    /// own (evcxr treats a top-level `extern crate` as a crates.io dependency), and a `use`.
-    pub fn glue(&self) -> String {
-        let (name, krate) = (&self.name, &self.krate);
-        format!("mod __jit_{name} {{ extern crate {krate}; pub use self::{krate}::{name}; }}\n#[allow(unused_imports)] use self::__jit_{name}::{name};\n")
-    }
 }
 
 /// The session's jit functions and how to compile more.
@@ -92,20 +91,26 @@ pub struct JitCompiler {
     lib_dir: PathBuf,
     /// evcxr's cargo output (`…/debug/deps`), where the runtime rlib is.
     deps_dir: PathBuf,
-    functions: BTreeMap<String, String>,
+    /// The session's jit functions by name, with their crates.
+    functions: BTreeMap<String, (JitFn, String)>,
+    linker: Option<String>,
     /// The session's `use` items (only those a jit function may use are passed on).
     uses: Vec<String>,
 }
 
 impl JitCompiler {
     pub fn new(cache: &Path, build_dir: &Path, rustc: PathBuf, host: &str) -> Self {
+        let lib_dir = cache.join("jit").join("lib");
+        // Cells search it from the start.
+        let _ = std::fs::create_dir_all(&lib_dir);
         JitCompiler {
             rustc,
             host: host.to_string(),
-            lib_dir: cache.join("jit").join("lib"),
+            lib_dir,
             deps_dir: build_dir.join("target").join(host).join("debug").join("deps"),
             functions: BTreeMap::new(),
             uses: Vec::new(),
+            linker: find_mold().map(|_| "-Clink-arg=-fuse-ld=mold".to_string()),
         }
     }
 
@@ -147,23 +152,37 @@ impl JitCompiler {
         let runtime = self.runtime_rlib().ok_or_else(|| {
             CellError::new("JitError", "the jit runtime has not been built in this session (the session's first compile failed?)")
         })?;
-        let deps: Vec<(String, String)> = function
-            .references
-            .iter()
-            .filter(|r| **r != function.name)
-            .filter_map(|r| self.functions.get(r).map(|k| (r.clone(), k.clone())))
-            .collect();
-        let source = jit_codegen::crate_source(function, &deps, &self.uses);
-        let krate = format!("jit_{}_{:016x}", function.name, self.key(&source.text, &runtime));
-        let rlib = self.lib_dir.join(format!("lib{krate}.rlib"));
-        let mut compiled = Compiled { name: function.name.clone(), krate: krate.clone(), seconds: None };
-        if !rlib.exists() {
+        let deps = self.dependencies(function);
+        let draft = jit_codegen::crate_source(function, "KRATE", &deps, &self.uses);
+        let krate = format!("jit_{}_{:016x}", function.name, self.key(&draft.text, &runtime));
+        let source = jit_codegen::crate_source(function, &krate, &deps, &self.uses);
+        let library = self.lib_dir.join(format!("lib{krate}.so"));
+        let mut compiled = Compiled { name: function.name.clone(), wrapper: function.cell_wrapper(&krate), seconds: None };
+        if !library.exists() {
             let started = Instant::now();
-            self.rustc(&krate, &source, &runtime, &deps, &rlib).map_err(|stderr| self.error(&stderr, function, &source, cell, known))?;
+            self.rustc(&krate, &source, &runtime, &library).map_err(|stderr| self.error(&stderr, function, &source, cell, known))?;
             compiled.seconds = Some(started.elapsed().as_secs_f64());
         }
-        self.functions.insert(function.name.clone(), krate);
+        self.functions.insert(function.name.clone(), (function.clone(), krate));
         Ok(compiled)
+    }
+
+    /// The session's jit functions `function` calls, directly or through others (their
+    /// current definitions), each once.
+    fn dependencies(&self, function: &JitFn) -> Vec<&JitFn> {
+        let mut found: Vec<&JitFn> = Vec::new();
+        let mut queue: Vec<&String> = function.references.iter().collect();
+        while let Some(name) = queue.pop() {
+            if *name == function.name || found.iter().any(|f| f.name == *name) {
+                continue;
+            }
+            if let Some((dep, _)) = self.functions.get(name) {
+                found.push(dep);
+                queue.extend(dep.references.iter());
+            }
+        }
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        found
     }
 
     /// The content key of a crate: its source, the runtime it links, rustc and the flags.
@@ -183,33 +202,29 @@ impl JitCompiler {
     }
 
     /// Runs rustc; on failure returns its stderr (JSON diagnostics).
-    fn rustc(&self, krate: &str, source: &CrateSource, runtime: &Path, deps: &[(String, String)], rlib: &Path) -> Result<(), String> {
+    fn rustc(&self, krate: &str, source: &CrateSource, runtime: &Path, library: &Path) -> Result<(), String> {
         let io = |e: std::io::Error| format!("{{\"message\":\"could not run rustc: {e}\",\"level\":\"error\"}}");
         std::fs::create_dir_all(&self.lib_dir).map_err(io)?;
         let unique = format!("{krate}.{}", std::process::id());
         let src = self.lib_dir.join(format!("{unique}.rs"));
-        let out = self.lib_dir.join(format!("{unique}.rlib.tmp"));
+        let out = self.lib_dir.join(format!("{unique}.so.tmp"));
         std::fs::write(&src, &source.text).map_err(io)?;
         let mut command = std::process::Command::new(&self.rustc);
         command
-            .args(["--edition", "2021", "--crate-type", "rlib", "--crate-name", krate, "--error-format=json", "--target", &self.host])
+            .args(["--edition", "2021", "--crate-type", "cdylib", "--crate-name", krate, "--error-format=json", "--target", &self.host])
             .args(FLAGS)
+            .args(&self.linker)
             .arg("-L")
             .arg(format!("dependency={}", self.deps_dir.display()))
-            .arg("-L")
-            .arg(format!("crate={}", self.lib_dir.display()))
             .arg("--extern")
             .arg(format!("jit={}", runtime.display()));
-        for (_, dep) in deps {
-            command.arg("--extern").arg(format!("{dep}={}", self.lib_dir.join(format!("lib{dep}.rlib")).display()));
-        }
         let output = command.arg("-o").arg(&out).arg(&src).output().map_err(io)?;
         let _ = std::fs::remove_file(&src);
         if !output.status.success() {
             let _ = std::fs::remove_file(&out);
             return Err(String::from_utf8_lossy(&output.stderr).into_owned());
         }
-        std::fs::rename(&out, rlib).map_err(io)
+        std::fs::rename(&out, library).map_err(io)
     }
 
     /// rustc's errors against the cell's lines; a name from outside the jit world becomes the
@@ -237,6 +252,11 @@ impl JitCompiler {
         }
         diagnostics::compile_error(&diagnostics, cell)
     }
+}
+
+/// mold, when installed (evcxr links cells with it too).
+fn find_mold() -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join("mold")).find(|p| p.is_file())
 }
 
 /// Error codes rustc gives a name it cannot find.
@@ -331,7 +351,7 @@ mod tests {
         let cell = "let x = 1;\n#[jit]\nfn f() -> f64 {\n    helper(2)\n}";
         let split = jit_codegen::split(cell).unwrap();
         let function = &split.functions[0];
-        let source = jit_codegen::crate_source(function, &[], &[]);
+        let source = jit_codegen::crate_source(function, "jit_f_0", &[], &[]);
         let line = source.first_line + 2;
         let json = format!(
             r#"{{"$message_type":"diagnostic","message":"cannot find function `helper` in this scope","code":{{"code":"E0425"}},"level":"error","spans":[{{"file_name":"x.rs","line_start":{line},"line_end":{line},"column_start":5,"column_end":11,"is_primary":true,"label":"not found in this scope"}}],"children":[]}}"#
@@ -347,10 +367,9 @@ mod tests {
     }
 
     #[test]
-    fn glue_and_report() {
-        let c = Compiled { name: "f".into(), krate: "jit_f_00".into(), seconds: Some(1.234) };
+    fn report() {
+        let c = Compiled { name: "f".into(), wrapper: String::new(), seconds: Some(1.234) };
         assert_eq!(c.report(), "jit: compiled f in 1.23 s");
-        assert!(c.glue().contains("extern crate jit_f_00; pub use self::jit_f_00::f;"));
         let cached = Compiled { seconds: None, ..c };
         assert_eq!(cached.report(), "jit: f from the cache");
     }

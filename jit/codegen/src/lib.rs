@@ -29,6 +29,62 @@ pub struct JitFn {
     /// Every name the function refers to (first path segments), for finding the other jit
     /// functions it calls.
     pub references: BTreeSet<String>,
+    /// Its signature, as written: what the export shim and the cell's wrapper repeat.
+    pub signature: Signature,
+}
+
+/// A function signature taken apart as text (types as the learner wrote them).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Signature {
+    pub unsafety: bool,
+    /// Lifetime parameters with their brackets (`<'a>`), or empty.
+    pub generics: String,
+    /// Parameter types.
+    pub params: Vec<String>,
+    /// `-> Type`, or empty.
+    pub output: String,
+}
+
+impl Signature {
+    /// `fn NAME<'a>(__jit_0: T0, ...) -> R` (with `unsafe` when the function is).
+    fn declaration(&self, name: &str) -> String {
+        let params: Vec<String> = self.params.iter().enumerate().map(|(i, t)| format!("__jit_{i}: {t}")).collect();
+        let unsafety = if self.unsafety { "unsafe " } else { "" };
+        format!("{unsafety}fn {name}{}({}) {}", self.generics, params.join(", "), self.output).trim_end().to_string()
+    }
+
+    /// `NAME(__jit_0, ...)`
+    fn call(&self, name: &str) -> String {
+        let args: Vec<String> = (0..self.params.len()).map(|i| format!("__jit_{i}")).collect();
+        format!("{name}({})", args.join(", "))
+    }
+}
+
+impl JitFn {
+    /// The exported symbol of the compiled function in crate `krate`.
+    pub fn symbol(krate: &str) -> String {
+        format!("__{krate}")
+    }
+
+    /// What the crate exports for cells: a `#[no_mangle]` function that calls this one.
+    pub fn export_shim(&self, krate: &str) -> String {
+        let call = self.signature.call(&self.name);
+        let body = if self.signature.unsafety { format!("unsafe {{ {call} }}") } else { call };
+        format!("#[no_mangle]\npub {} {{ {body} }}\n", self.signature.declaration(&Self::symbol(krate)))
+    }
+
+    /// The function cells call, in place of this one: a plain function with the same
+    /// signature that calls the compiled code in the shared library `lib<krate>.so`. Only the
+    /// signature is compiled in the cell, so rust-analyzer and `cargo check` see the types.
+    pub fn cell_wrapper(&self, krate: &str) -> String {
+        let symbol = Self::symbol(krate);
+        format!(
+            "#[allow(dead_code)]\n{} {{ #[link(name = \"{krate}\")] unsafe extern \"C\" {{}} unsafe extern \"Rust\" {{ {}; }} unsafe {{ {} }} }}\n",
+            self.signature.declaration(&self.name),
+            Signature { unsafety: false, ..self.signature.clone() }.declaration(&symbol),
+            self.signature.call(&symbol)
+        )
+    }
 }
 
 /// A cell taken apart.
@@ -242,7 +298,11 @@ fn jit_fn(text: &str, attribute: std::ops::Range<usize>, at: Position, parallel:
         return Err(CodegenError::at(syn::spanned::Spanned::span(param), at, "a #[jit] function cannot have type or const parameters")
             .help("it is compiled once, before it is called: write the concrete types, e.g. `a: &Array2<f64>`"));
     }
+    if let Some(asyncness) = item.sig.asyncness {
+        return Err(CodegenError::at(asyncness.span, at, "a #[jit] function cannot be `async`"));
+    }
     let name = item.sig.ident.to_string();
+    let signature = signature(&item.sig, &source, at)?;
     let mut references = BTreeSet::new();
     collect_references(&item.block, &mut references);
     let lines = Lines::new(&source);
@@ -265,7 +325,34 @@ fn jit_fn(text: &str, attribute: std::ops::Range<usize>, at: Position, parallel:
             edits.push(Edit { at: lines.start_of(span), end: lines.end_of(span), order: 0, text: "pub".into() });
         }
     }
-    Ok(JitFn { name, parallel, source: apply(&source, edits), line: at.line, column: at.column, references })
+    Ok(JitFn { name, parallel, source: apply(&source, edits), line: at.line, column: at.column, references, signature })
+}
+
+fn signature(sig: &syn::Signature, source: &str, at: Position) -> Result<Signature, CodegenError> {
+    let lines = Lines::new(source);
+    let text = |node: &dyn syn::spanned::Spanned| {
+        let span = node.span();
+        source[lines.start_of(span)..lines.end_of(span)].to_string()
+    };
+    let mut params = Vec::new();
+    for input in &sig.inputs {
+        match input {
+            syn::FnArg::Typed(pat) => {
+                if matches!(pat.ty.as_ref(), syn::Type::ImplTrait(_)) {
+                    return Err(CodegenError::at(syn::spanned::Spanned::span(&pat.ty), at, "a #[jit] function cannot take `impl Trait`")
+                        .help("it is compiled once, before it is called: write the concrete type"));
+                }
+                params.push(text(&pat.ty));
+            }
+            syn::FnArg::Receiver(r) => return Err(CodegenError::at(syn::spanned::Spanned::span(r), at, "a #[jit] function cannot take `self`")),
+        }
+    }
+    let generics = if sig.generics.params.is_empty() { String::new() } else { format!("<{}>", text(&sig.generics.params)) };
+    let output = match &sig.output {
+        syn::ReturnType::Default => String::new(),
+        syn::ReturnType::Type(_, ty) => format!("-> {}", text(ty)),
+    };
+    Ok(Signature { unsafety: sig.unsafety.is_some(), generics, params, output })
 }
 
 fn collect_references(block: &syn::Block, out: &mut BTreeSet<String>) {
@@ -343,14 +430,11 @@ impl CrateSource {
     }
 }
 
-/// Writes the crate `function` is compiled in. `deps` are the other jit functions it calls,
-/// as (function name, crate name); `uses` the session's `use` items it may need.
-pub fn crate_source(function: &JitFn, deps: &[(String, String)], uses: &[String]) -> CrateSource {
-    let mut text = String::from("#![allow(unused_imports)]\nuse jit::prelude::*; use jit::{ndarray, rayon};\n");
-    for (name, krate) in deps {
-        text.push_str(&format!("use {krate}::{name}; "));
-    }
-    text.push('\n');
+/// Writes the crate `function` is compiled in as `krate`. `deps` are the other jit functions
+/// it calls (directly or not): their sources go in the same crate, after it, so calls between
+/// jit functions inline. `uses` are the session's `use` items it may need.
+pub fn crate_source(function: &JitFn, krate: &str, deps: &[&JitFn], uses: &[String]) -> CrateSource {
+    let mut text = String::from("#![allow(unused_imports, dead_code)]\nuse jit::prelude::*; use jit::{ndarray, rayon};\n");
     for item in uses.iter().filter(|u| use_root(u).is_some_and(|r| ALLOWED_ROOTS.contains(&r.as_str()))) {
         text.push_str(&item.replace('\n', " "));
         text.push(' ');
@@ -360,6 +444,11 @@ pub fn crate_source(function: &JitFn, deps: &[(String, String)], uses: &[String]
     text.push_str(&" ".repeat(function.column));
     text.push_str(&function.source);
     text.push('\n');
+    for dep in deps {
+        text.push_str(&dep.source);
+        text.push('\n');
+    }
+    text.push_str(&function.export_shim(krate));
     CrateSource { text, first_line }
 }
 
@@ -426,14 +515,39 @@ mod tests {
         let f = &split.functions[0];
         assert_eq!((f.line, f.column), (2, 2));
         let uses = vec!["use std::f64::consts::PI;".to_string(), "use my_crate::Thing;".to_string()];
-        let source = crate_source(f, &[("g".into(), "jit_g_0123".into())], &uses);
+        let g = split_cell_fn("#[jit] fn g(x: f64) -> f64 { x }");
+        let source = crate_source(f, "jit_f_00", &[&g], &uses);
         let line = source.text.lines().nth(source.first_line - 1).unwrap();
         assert_eq!(line.find("pub fn f"), Some(cell.lines().nth(1).unwrap().find("fn f").unwrap()));
-        assert!(source.text.contains("use jit_g_0123::g;"));
+        assert!(source.text.contains("pub fn g(x: f64) -> f64 { x }"));
+        assert!(source.text.contains("#[no_mangle]\npub fn __jit_f_00(__jit_0: f64) -> f64 { f(__jit_0) }"), "{}", source.text);
         assert!(source.text.contains("use std::f64::consts::PI;"));
         assert!(!source.text.contains("my_crate"));
         assert_eq!(source.cell_line(f, source.first_line), Some(2));
         assert_eq!(source.cell_line(f, 1), None);
+    }
+
+    fn split_cell_fn(cell: &str) -> JitFn {
+        split(cell).unwrap().functions.remove(0)
+    }
+
+    #[test]
+    fn signatures_repeat_in_the_shim_and_the_wrapper() {
+        let f = split_cell_fn("#[jit]\nfn first<'a>(xs: &'a [f64], (i, _j): (usize, u8)) -> &'a f64 { &xs[i] }");
+        assert_eq!(f.signature.generics, "<'a>");
+        assert_eq!(f.signature.params, vec!["&'a [f64]".to_string(), "(usize, u8)".to_string()]);
+        assert_eq!(
+            f.export_shim("jit_first_1"),
+            "#[no_mangle]\npub fn __jit_first_1<'a>(__jit_0: &'a [f64], __jit_1: (usize, u8)) -> &'a f64 { first(__jit_0, __jit_1) }\n"
+        );
+        assert_eq!(
+            f.cell_wrapper("jit_first_1"),
+            "#[allow(dead_code)]\nfn first<'a>(__jit_0: &'a [f64], __jit_1: (usize, u8)) -> &'a f64 { #[link(name = \"jit_first_1\")] unsafe extern \"C\" {} unsafe extern \"Rust\" { fn __jit_first_1<'a>(__jit_0: &'a [f64], __jit_1: (usize, u8)) -> &'a f64; } unsafe { __jit_first_1(__jit_0, __jit_1) } }\n"
+        );
+        let unit = split_cell_fn("#[jit] unsafe fn touch() {}");
+        assert!(unit.cell_wrapper("k").starts_with("#[allow(dead_code)]\nunsafe fn touch() { #[link(name = \"k\")] unsafe extern \"C\" {} unsafe extern \"Rust\" { fn __k(); } unsafe { __k() } }"));
+        assert!(split("#[jit] fn f(x: impl Copy) {}").unwrap_err().message.contains("impl Trait"));
+        assert!(split("#[jit] async fn f() {}").unwrap_err().message.contains("async"));
     }
 
     #[test]
