@@ -501,12 +501,21 @@ impl EvcxrBackend {
         self.jit.add_uses(&split.uses);
         let variables = self.variables();
         let items: std::collections::BTreeSet<String> = self.ctx.defined_item_names().map(str::to_string).collect();
+        // Interrupt stops rustc like a cargo build (see `EvcxrInterrupter`).
+        self.state.begin();
         for function in &split.functions {
             let known = |name: &str| items.contains(name) || variables.iter().any(|v| v == name);
-            let compiled = self.jit.compile(function, code, &known)?;
+            let compiled = self.jit.compile(function, code, &known);
+            if self.state.interrupted.load(Ordering::SeqCst) {
+                self.state.end();
+                let evalue = "the cell was stopped while a #[jit] function compiled, so it did not run. Nothing was lost: all variables are kept.";
+                return Err(CellError::new("Interrupted", evalue));
+            }
+            let compiled = compiled.inspect_err(|_| self.state.end())?;
             sink(LiveOutput::Stdout(format!("{}\n", compiled.report())));
             self.pending_glue.push_str(&compiled.wrapper);
         }
+        self.state.end();
         let rest_is_empty = split.rest.parse::<proc_macro2::TokenStream>().is_ok_and(|t| t.is_empty());
         proc_macro2::extra::invalidate_current_thread_spans();
         if rest_is_empty {
@@ -518,14 +527,7 @@ impl EvcxrBackend {
 
     fn run_cell(&mut self, code: &str, sink: OutputSink<'_>) -> Result<Option<MimeBundle>, CellError> {
         let variables_before = self.variables();
-        {
-            let mut running = self.state.running.lock().unwrap();
-            *running = true;
-            self.state.generation.fetch_add(1, Ordering::SeqCst);
-            self.state.interrupted.store(false, Ordering::SeqCst);
-            self.state.stopped_compile.store(false, Ordering::SeqCst);
-            self.state.clear_flag();
-        }
+        self.state.begin();
         if let Some(host) = &self.host {
             host.set_capturing(true);
         }
@@ -535,8 +537,7 @@ impl EvcxrBackend {
         if let Some(host) = &self.host {
             host.set_capturing(false);
         }
-        *self.state.running.lock().unwrap() = false;
-        self.state.clear_flag();
+        self.state.end();
 
         match &result {
             // The cell's items (the prelude's and the jit glue too) are committed; the hook runs
@@ -713,6 +714,21 @@ struct EvcxrInterrupter {
 }
 
 impl RunState {
+    /// A cell (or its jit compile) starts: interrupts from now on are for it.
+    fn begin(&self) {
+        let mut running = self.running.lock().unwrap();
+        *running = true;
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.interrupted.store(false, Ordering::SeqCst);
+        self.stopped_compile.store(false, Ordering::SeqCst);
+        self.clear_flag();
+    }
+
+    fn end(&self) {
+        *self.running.lock().unwrap() = false;
+        self.clear_flag();
+    }
+
     fn clear_flag(&self) {
         if let Some(flag) = &self.flag {
             let _ = std::fs::remove_file(flag);
