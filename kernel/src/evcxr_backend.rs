@@ -185,15 +185,36 @@ fn reserve_workspace(cache: &Path) -> std::io::Result<Workspace> {
     unreachable!()
 }
 
-/// Builds the session crate once in a workspace slot, so the first kernel after
-/// `rust-jit-kernel install` starts as fast as later ones. Returns how long it took.
+/// What goes into evcxr's opt level setting when the runtime joins the session: the session
+/// crate's opt level (0) and, after it, the runtime as a dependency.
+///
+/// evcxr writes `opt-level = {opt level}` verbatim into the `[profile.dev]` table of the
+/// session crate's Cargo.toml, followed by its own profile keys and `[dependencies]`; its
+/// keys end up in `[package.metadata]`, where cargo ignores them, and the same values are set
+/// here first. Why not `:dep`: it costs 0.6 s more (evcxr checks the dependency with `cargo
+/// metadata` and builds once more). Why not from the start: rust-analyzer reads every crate
+/// the session depends on when it starts (+0.4 s and +50 MiB for every session, arrays or not).
+fn session_manifest(runtime: &Path) -> String {
+    format!(
+        "0\ndebug = false\nstrip = \"debuginfo\"\nrpath = true\nlto = false\ndebug-assertions = true\n\
+         codegen-units = 16\npanic = 'unwind'\nincremental = true\noverflow-checks = true\n\n\
+         [dependencies.jit]\npath = {:?}\n\n[package.metadata.evcxr-profile]",
+        runtime.display().to_string()
+    )
+}
+
+/// Builds the session crate and the runtime once in a workspace slot, so the first kernel
+/// after `rust-jit-kernel install` starts as fast as later ones. Returns how long it took.
 pub fn warm_up(cache: &Path) -> anyhow::Result<Duration> {
     let started = std::time::Instant::now();
     let toolchain = Toolchain::discover()?;
     let workspace = prepare_environment(cache, &toolchain)?;
     let (mut backend, _) = EvcxrBackend::start(None, &workspace.dir, &toolchain)?;
     let ignore = |_: crate::backend::LiveOutput| {};
-    backend.execute("1 + 1", &ignore).map_err(|e| anyhow::anyhow!("{}: {}", e.ename, e.evalue))?;
+    // A plain cell, then one that brings in the runtime (cargo builds ndarray and rayon).
+    for cell in ["1 + 1", "Array2::<f64>::zeros((2, 2)).sum()"] {
+        backend.execute(cell, &ignore).map_err(|e| anyhow::anyhow!("{}: {}", e.ename, e.evalue))?;
+    }
     save_seed(cache, &workspace.dir.join("build"))?;
     Ok(started.elapsed())
 }
@@ -236,17 +257,11 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
 
 /// Items every session starts with.
 ///
-/// The runtime's prelude (ndarray's, `prange`, `num_threads`) and the crates it re-exports.
-///
 /// `EvcxrDebugDisplay`: evcxr shows a trailing expression by first compiling
 /// `(expr).evcxr_display()` and, when that fails (the usual case), compiling again with
 /// `{:?}`. This blanket trait makes the first attempt succeed for every `Debug` value, so a
 /// cell like `1 + 1` compiles once instead of twice. Inherent `evcxr_display` methods still win.
 const PRELUDE_ITEMS: &str = r#"
-#[allow(unused_imports)]
-use jit::prelude::*;
-#[allow(unused_imports)]
-use jit::{ndarray, rayon};
 #[allow(dead_code)]
 trait EvcxrDebugDisplay {
     fn evcxr_display(&self);
@@ -262,6 +277,13 @@ impl<T: ::std::fmt::Debug + ?Sized> EvcxrDebugDisplay for T {
     }
 }
 "#;
+
+/// The runtime's prelude (ndarray's, `prange`, `num_threads`) and the crates it re-exports.
+/// The runtime is a dependency from the start (see [`session_manifest`]), but these imports go
+/// in front of the first cell that uses one of their names ([`jit::uses_runtime`]): once they
+/// are there, rust-analyzer reads ndarray for every cell (about 0.4 s the first time and 20 ms
+/// a cell after), which sessions without arrays need not pay.
+const RUNTIME_PRELUDE: &str = "#[allow(unused_imports)]\nuse jit::prelude::*;\n#[allow(unused_imports)]\nuse jit::{ndarray, rayon};\n";
 
 /// Installed in the user process (and again after it restarts): a panic on the cell's thread
 /// is reported on stdout as one `RJK_PANIC location<TAB>message` line, which arrives in order
@@ -316,13 +338,19 @@ pub struct EvcxrBackend {
     needs_items: bool,
     /// The user process is new: the panic hook goes in front of the next cell.
     needs_hook: bool,
+    /// The runtime has not joined the session yet: it joins with the next cell that uses it
+    /// (the dependency and the prelude's imports).
+    needs_runtime: bool,
+    /// The next compile brings the runtime in even if the cell does not name it.
+    runtime_wanted: bool,
+    /// [`session_manifest`] for this session's runtime.
+    manifest: String,
     stdout: Receiver<String>,
     stderr: Receiver<String>,
     host: Option<HostStderr>,
     state: Arc<RunState>,
     jit: JitCompiler,
     /// `:dep` of the session's runtime (in the prelude).
-    runtime_dep: String,
     /// Items that make jit functions compiled since the last successful compile callable;
     /// they go in front of the next cell evcxr compiles.
     pending_glue: String,
@@ -335,7 +363,6 @@ impl EvcxrBackend {
     pub fn start(host: Option<HostStderr>, slot: &Path, toolchain: &Toolchain) -> anyhow::Result<(Self, Arc<dyn Interrupter>)> {
         let started = std::time::Instant::now();
         let cache = cache_dir();
-        let runtime = jit::write_runtime(&cache)?;
         // Dependencies (ndarray, rayon, the runtime) optimised, the cell crate at 0. Cargo
         // reads this file above evcxr's own build directory.
         std::fs::create_dir_all(slot.join(".cargo"))?;
@@ -362,29 +389,38 @@ impl EvcxrBackend {
             ctx,
             needs_items: true,
             needs_hook: true,
+            needs_runtime: true,
+            runtime_wanted: false,
+            manifest: session_manifest(&jit::write_runtime(&cache)?),
             stdout: outputs.stdout,
             stderr: outputs.stderr,
             host,
             state,
-            runtime_dep: format!(":dep jit = {{ path = {:?} }}\n", runtime.display().to_string()),
             jit,
             pending_glue: String::new(),
         };
         Ok((backend, interrupter))
     }
 
-    /// What goes in front of the learner's code in the next compile.
-    fn prefix(&self) -> String {
+    /// What goes in front of the learner's `code` in the next compile.
+    fn prefix(&self, code: &str) -> String {
         let mut prefix = String::new();
         if self.needs_items {
-            prefix.push_str(&self.runtime_dep);
             prefix.push_str(PRELUDE_ITEMS.trim_start());
+        }
+        if self.runtime_prelude_due(code) {
+            prefix.push_str(RUNTIME_PRELUDE);
         }
         if self.needs_hook {
             prefix.push_str(PANIC_HOOK.trim_start());
         }
         prefix.push_str(&self.pending_glue);
         prefix
+    }
+
+    /// Whether the runtime's prelude goes in front of `code` (jit wrappers name its types too).
+    fn runtime_prelude_due(&self, code: &str) -> bool {
+        self.needs_runtime && (self.runtime_wanted || !self.pending_glue.is_empty() || jit::uses_runtime(code))
     }
 
     /// Runs evcxr while pumping output to `sink`; returns evcxr's result and any panic.
@@ -494,9 +530,12 @@ fn pump_output(
 impl EvcxrBackend {
     /// Compiles the cell's `#[jit]` functions, then runs the rest of the cell with evcxr.
     fn execute_jit(&mut self, code: &str, split: jit_codegen::SplitCell, sink: OutputSink<'_>) -> Result<Option<MimeBundle>, CellError> {
-        if self.jit.runtime_rlib().is_none() || self.needs_items {
-            // The session's first compile builds the runtime the functions link.
-            self.run_cell("", sink)?;
+        if self.needs_runtime || self.jit.runtime_rlib().is_none() {
+            // The functions link the runtime as this session's cargo builds it.
+            self.runtime_wanted = true;
+            let joined = self.run_cell("", sink);
+            self.runtime_wanted = false;
+            joined?;
         }
         self.jit.add_uses(&split.uses);
         let variables = self.variables();
@@ -531,7 +570,12 @@ impl EvcxrBackend {
         if let Some(host) = &self.host {
             host.set_capturing(true);
         }
-        let prefix = self.prefix();
+        let prefix = self.prefix(code);
+        let runtime_prelude = self.runtime_prelude_due(code);
+        if runtime_prelude {
+            // Idempotent; rust-analyzer reloads the workspace once, with the next analysis.
+            self.ctx.set_opt_level(&self.manifest).map_err(|e| CellError::new("Error", e.to_string()))?;
+        }
         let prefix_lines = prefix.lines().count();
         let (result, panic) = self.run_pumped(&format!("{prefix}{code}"), sink);
         if let Some(host) = &self.host {
@@ -544,6 +588,7 @@ impl EvcxrBackend {
             // in this process.
             Ok(_) => {
                 (self.needs_items, self.needs_hook) = (false, false);
+                self.needs_runtime &= !runtime_prelude;
                 self.pending_glue.clear();
             }
             // A new user process: it needs the hook again.

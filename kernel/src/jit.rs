@@ -254,6 +254,25 @@ impl JitCompiler {
     }
 }
 
+/// Names the runtime's prelude brings into scope (ndarray 0.17's prelude, the runtime's own,
+/// the re-exported crates).
+const RUNTIME_NAMES: &[&str] = &[
+    "ArcArray", "Array", "ArrayBase", "ArrayRef", "ArrayView", "ArrayViewMut", "CowArray", "LayoutRef", "RawArrayView",
+    "RawArrayViewMut", "RawRef", "Axis", "Dim", "Dimension", "ArrayRef0", "ArrayRef1", "ArrayRef2", "ArrayRef3",
+    "ArrayRef4", "ArrayRef5", "ArrayRef6", "ArrayRefD", "Array0", "Array1", "Array2", "Array3", "Array4", "Array5",
+    "Array6", "ArrayD", "ArrayView0", "ArrayView1", "ArrayView2", "ArrayView3", "ArrayView4", "ArrayView5",
+    "ArrayView6", "ArrayViewD", "ArrayViewMut0", "ArrayViewMut1", "ArrayViewMut2", "ArrayViewMut3", "ArrayViewMut4",
+    "ArrayViewMut5", "ArrayViewMut6", "ArrayViewMutD", "Ix0", "Ix1", "Ix2", "Ix3", "Ix4", "Ix5", "Ix6", "IxDyn",
+    "arr0", "arr1", "arr2", "aview0", "aview1", "aview2", "aview_mut1", "array", "azip", "s", "ShapeBuilder",
+    "NewAxis", "AsArray", "NdFloat", "prange", "num_threads", "ndarray", "rayon", "jit",
+];
+
+/// Whether `code` names something from the runtime's prelude (words in strings and comments
+/// count too: a false yes only imports the prelude early).
+pub fn uses_runtime(code: &str) -> bool {
+    code.split(|c: char| !(c.is_alphanumeric() || c == '_')).any(|word| RUNTIME_NAMES.contains(&word))
+}
+
 /// mold, when installed (evcxr links cells with it too).
 fn find_mold() -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join("mold")).find(|p| p.is_file())
@@ -364,6 +383,40 @@ mod tests {
         assert_eq!(nopython.ename, "JitError");
         assert!(nopython.evalue.contains("`helper` is defined in a plain cell"), "{}", nopython.evalue);
         assert!(nopython.traceback.iter().any(|l| l.contains("helper(2)")));
+    }
+
+    #[test]
+    fn cells_that_use_the_runtime() {
+        assert!(uses_runtime("let a = Array2::<f64>::zeros((2, 2));"));
+        assert!(uses_runtime("use ndarray::Zip;"));
+        assert!(uses_runtime("let v = array![1, 2];"));
+        assert!(uses_runtime("for i in prange(0..4) {}"));
+        assert!(!uses_runtime("let x = 1 + 1;\nfn arrays() {}"));
+    }
+
+    /// The list above has every name of ndarray's prelude (read from cargo's copy of its
+    /// sources): a name it lacked would not compile in a cell that uses nothing else.
+    #[test]
+    fn runtime_names_cover_ndarrays_prelude() {
+        let manifest = include_str!("../../jit/runtime/Cargo.toml");
+        let version = manifest.split("ndarray = { version = \"=").nth(1).and_then(|r| r.split('"').next()).expect("ndarray's pinned version");
+        let home = std::env::var_os("CARGO_HOME").map(std::path::PathBuf::from).unwrap_or_else(|| Path::new(&std::env::var_os("HOME").unwrap()).join(".cargo"));
+        let prelude = std::fs::read_dir(home.join("registry/src"))
+            .expect("cargo's registry sources")
+            .filter_map(Result::ok)
+            .map(|index| index.path().join(format!("ndarray-{version}/src/prelude.rs")))
+            .find(|p| p.exists())
+            .expect("ndarray's sources (cargo fetched them to build the runtime)");
+        let text = std::fs::read_to_string(prelude).unwrap();
+        let mut seen = 0;
+        for statement in text.split("pub use crate::").skip(1) {
+            let statement = statement.split(';').next().unwrap();
+            for name in statement.split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|w| !w.is_empty()) {
+                assert!(RUNTIME_NAMES.contains(&name), "`{name}` from ndarray's prelude is missing in RUNTIME_NAMES");
+                seen += 1;
+            }
+        }
+        assert!(seen > 50, "read {seen} names only");
     }
 
     #[test]

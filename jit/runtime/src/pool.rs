@@ -21,6 +21,14 @@ struct Host {
     threads: ThreadsFn,
 }
 
+// libc's two names, declared here: the `libc` crate would be one more (large) crate for
+// rust-analyzer to load in every session.
+unsafe extern "C" {
+    fn dlsym(handle: *mut c_void, symbol: *const std::ffi::c_char) -> *mut c_void;
+}
+/// glibc's `RTLD_DEFAULT`: search the global symbols of the process.
+const RTLD_DEFAULT: *mut c_void = std::ptr::null_mut();
+
 /// The kernel's pool, when this code runs inside the kernel's user process.
 fn host() -> Option<&'static Host> {
     static HOST: OnceLock<Option<Host>> = OnceLock::new();
@@ -28,8 +36,8 @@ fn host() -> Option<&'static Host> {
         // SAFETY: dlsym with RTLD_DEFAULT and NUL-terminated names; the symbols, when present,
         // have exactly these signatures (kernel/src/pool.rs).
         unsafe {
-            let run = libc::dlsym(libc::RTLD_DEFAULT, c"rjk_pool_run".as_ptr());
-            let threads = libc::dlsym(libc::RTLD_DEFAULT, c"rjk_pool_threads".as_ptr());
+            let run = dlsym(RTLD_DEFAULT, c"rjk_pool_run".as_ptr());
+            let threads = dlsym(RTLD_DEFAULT, c"rjk_pool_threads".as_ptr());
             if run.is_null() || threads.is_null() {
                 return None;
             }
