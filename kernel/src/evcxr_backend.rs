@@ -364,9 +364,11 @@ impl EvcxrBackend {
         let started = std::time::Instant::now();
         let cache = cache_dir();
         // Dependencies (ndarray, rayon, the runtime) optimised, the cell crate at 0. Cargo
-        // reads this file above evcxr's own build directory.
-        std::fs::create_dir_all(slot.join(".cargo"))?;
-        std::fs::write(slot.join(".cargo/config.toml"), DEPENDENCY_PROFILE)?;
+        // reads this file above evcxr's own build directory; a `.cargo/config.toml` in the slot
+        // itself (nearer, so it wins) may change it for one slot.
+        let sessions = slot.parent().unwrap_or(slot);
+        std::fs::create_dir_all(sessions.join(".cargo"))?;
+        std::fs::write(sessions.join(".cargo/config.toml"), DEPENDENCY_PROFILE)?;
         let rustc = toolchain.sysroot.join("bin/rustc");
         let rustc = if rustc.exists() { rustc } else { PathBuf::from("rustc") };
         let jit = JitCompiler::new(&cache, &slot.join("build"), rustc, &toolchain.host);
@@ -710,8 +712,10 @@ impl Backend for EvcxrBackend {
     }
 }
 
-/// The profile of the session's dependencies (see [`EvcxrBackend::start`]).
-const DEPENDENCY_PROFILE: &str = "[profile.dev.package.\"*\"]\nopt-level = 3\ndebug-assertions = false\n";
+/// The profile of the session's dependencies (see [`EvcxrBackend::start`]): optimised, and
+/// otherwise a debug build like the cells (debug assertions and overflow checks on), as
+/// Cargo's book suggests for dependencies that are slow unoptimised.
+const DEPENDENCY_PROFILE: &str = "[profile.dev.package.\"*\"]\nopt-level = 3\n";
 
 /// RUSTFLAGS of cell builds: what evcxr needs (`-Cprefer-dynamic`), where the jit functions'
 /// libraries are (to link, and to load), and the learner's own flags.
