@@ -6,24 +6,13 @@ Prints a Markdown table to paste into docs/benchmarks.md.
 """
 from __future__ import annotations
 
-import os
-import platform
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BINARY = ROOT / "target/release/rust-jit-kernel"
-prefix = Path(tempfile.mkdtemp(prefix="rjk-bench-"))
-# A fresh cache, prepared the way a learner's is: by `install` (which builds the session crate once).
-os.environ["RUST_JIT_KERNEL_CACHE"] = tempfile.mkdtemp(prefix="rjk-bench-cache-")
-subprocess.run([str(BINARY), "install", "--prefix", str(prefix)], check=True, capture_output=True)
-os.environ["JUPYTER_PATH"] = os.pathsep.join(
-    [str(prefix / "share/jupyter")] + [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p]
-)
+from benchlib import fresh_install, machine
+
+fresh_install("kernel-bench")
 
 from jupyter_client.manager import KernelManager  # noqa: E402
 
@@ -88,10 +77,7 @@ def main() -> None:
     runs = [(f"{n} (first start after install)" if n == "rust-jit" else n, n) for n in names]
     if "rust-jit" in names:
         runs.insert(names.index("rust-jit") + 1, ("rust-jit (later start)", "rust-jit"))
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
-    mold = "mold" if subprocess.run(["which", "mold"], capture_output=True).returncode == 0 else "system linker"
-    print(f"Machine: {os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}; {rustc}; {mold}")
+    print(f"Machine: {machine()}")
     print()
     print("| kernel | start to first result | `1 + 1` round trip, median of 20 (min-max) | RSS after one cell (kernel + children) |")
     print("|---|---|---|---|")

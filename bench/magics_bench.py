@@ -9,22 +9,14 @@ Usage: .venv/bin/python bench/magics_bench.py
 """
 from __future__ import annotations
 
-import os
-import platform
 import subprocess
-import tempfile
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BINARY = ROOT / "target/release/rust-jit-kernel"
+from benchlib import ROOT, fresh_install, machine, run as run_cell
+
 CRATE = ROOT / "bench/lesson_fn"
-cache = Path(tempfile.mkdtemp(prefix="rjk-magics-bench-"))
-os.environ["RUST_JIT_KERNEL_CACHE"] = str(cache)
-prefix = Path(tempfile.mkdtemp(prefix="rjk-bench-"))
-subprocess.run([str(BINARY), "install", "--prefix", str(prefix)], check=True, capture_output=True)
-os.environ["JUPYTER_PATH"] = str(prefix / "share/jupyter")
-# Dependencies of the session crate at opt-level 3, as in a release build (the cells stay at 0).
+cache = fresh_install("magics-bench")
+# Dependencies of the session crate as in a release build (the cells stay at opt-level 0): a
+# `.cargo/config.toml` in the slot is nearer than the kernel's own (sessions/.cargo), so it wins.
 session = next((cache / "sessions").glob("[0-9]*/"))
 (session / ".cargo").mkdir(exist_ok=True)
 (session / ".cargo/config.toml").write_text(
@@ -34,26 +26,15 @@ session = next((cache / "sessions").glob("[0-9]*/"))
 from jupyter_client.manager import start_new_kernel  # noqa: E402
 
 
-def run(kc, code: str, timeout: float = 600) -> dict:
-    msg_id = kc.execute(code)
-    result = None
-    while True:
-        msg = kc.get_iopub_msg(timeout=timeout)
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        if msg["msg_type"] == "execute_result":
-            result = msg["content"]["data"]["text/plain"]
-        if msg["msg_type"] == "error":
-            raise RuntimeError(f"{code!r}: {msg['content']['evalue']}")
-        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            return result
+def run(kc, code: str) -> str | None:
+    return run_cell(kc, code).result
 
 
 def main() -> None:
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=CRATE, check=True)
     km, kc = start_new_kernel(kernel_name="rust-jit", startup_timeout=120)
     try:
-        print(f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}")
+        print(f"Machine: {machine()}")
         print()
         print("| `%timeit` of | ns per loop |")
         print("|---|---|")

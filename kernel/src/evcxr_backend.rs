@@ -211,10 +211,12 @@ pub fn warm_up(cache: &Path) -> anyhow::Result<Duration> {
     let workspace = prepare_environment(cache, &toolchain)?;
     let (mut backend, _) = EvcxrBackend::start(None, &workspace.dir, &toolchain)?;
     let ignore = |_: crate::backend::LiveOutput| {};
-    // A plain cell, then one that brings in the runtime (cargo builds ndarray and rayon).
+    // A plain cell, then one that brings in the runtime (cargo builds ndarray and rayon), then
+    // the release build of the runtime that jit functions link.
     for cell in ["1 + 1", "Array2::<f64>::zeros((2, 2)).sum()"] {
         backend.execute(cell, &ignore).map_err(|e| anyhow::anyhow!("{}: {}", e.ename, e.evalue))?;
     }
+    backend.jit.runtime_rlib().map_err(|e| anyhow::anyhow!("{}: {}", e.ename, e.evalue))?;
     save_seed(cache, &workspace.dir.join("build"))?;
     Ok(started.elapsed())
 }
@@ -341,8 +343,6 @@ pub struct EvcxrBackend {
     /// The runtime has not joined the session yet: it joins with the next cell that uses it
     /// (the dependency and the prelude's imports).
     needs_runtime: bool,
-    /// The next compile brings the runtime in even if the cell does not name it.
-    runtime_wanted: bool,
     /// [`session_manifest`] for this session's runtime.
     manifest: String,
     stdout: Receiver<String>,
@@ -369,9 +369,8 @@ impl EvcxrBackend {
         let sessions = slot.parent().unwrap_or(slot);
         std::fs::create_dir_all(sessions.join(".cargo"))?;
         std::fs::write(sessions.join(".cargo/config.toml"), DEPENDENCY_PROFILE)?;
-        let rustc = toolchain.sysroot.join("bin/rustc");
-        let rustc = if rustc.exists() { rustc } else { PathBuf::from("rustc") };
-        let jit = JitCompiler::new(&cache, &slot.join("build"), rustc, &toolchain.host);
+        let runtime = jit::write_runtime(&cache)?;
+        let jit = JitCompiler::new(&cache, &runtime, &toolchain.sysroot.join("bin"), &toolchain.host);
         let (mut ctx, outputs) = CommandContext::new().map_err(|e| anyhow::anyhow!("evcxr failed to start: {e}"))?;
         // Cells find compiled jit functions here. Set before the first build: cargo rebuilds
         // every dependency when RUSTFLAGS change.
@@ -392,8 +391,7 @@ impl EvcxrBackend {
             needs_items: true,
             needs_hook: true,
             needs_runtime: true,
-            runtime_wanted: false,
-            manifest: session_manifest(&jit::write_runtime(&cache)?),
+            manifest: session_manifest(&runtime),
             stdout: outputs.stdout,
             stderr: outputs.stderr,
             host,
@@ -422,7 +420,7 @@ impl EvcxrBackend {
 
     /// Whether the runtime's prelude goes in front of `code` (jit wrappers name its types too).
     fn runtime_prelude_due(&self, code: &str) -> bool {
-        self.needs_runtime && (self.runtime_wanted || !self.pending_glue.is_empty() || jit::uses_runtime(code))
+        self.needs_runtime && (!self.pending_glue.is_empty() || jit::uses_runtime(code))
     }
 
     /// Runs evcxr while pumping output to `sink`; returns evcxr's result and any panic.
@@ -532,14 +530,10 @@ fn pump_output(
 impl EvcxrBackend {
     /// Compiles the cell's `#[jit]` functions, then runs the rest of the cell with evcxr.
     fn execute_jit(&mut self, code: &str, split: jit_codegen::SplitCell, sink: OutputSink<'_>) -> Result<Option<MimeBundle>, CellError> {
-        if self.needs_runtime || self.jit.runtime_rlib().is_none() {
-            // The functions link the runtime as this session's cargo builds it.
-            self.runtime_wanted = true;
-            let joined = self.run_cell("", sink);
-            self.runtime_wanted = false;
-            joined?;
-        }
         self.jit.add_uses(&split.uses);
+        if !self.jit.runtime_built() {
+            sink(LiveOutput::Stdout("jit: building the runtime in release mode (once, about a minute)\n".to_string()));
+        }
         let variables = self.variables();
         let items: std::collections::BTreeSet<String> = self.ctx.defined_item_names().map(str::to_string).collect();
         // Interrupt stops rustc like a cargo build (see `EvcxrInterrupter`).

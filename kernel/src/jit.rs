@@ -1,9 +1,12 @@
 //! `#[jit]`: compiles each function in a crate of its own with full optimisation, by calling
 //! rustc directly, and caches the result by content.
 //!
-//! The crate is a shared library (`<cache>/jit/lib/lib<crate>.so`) that links the session's
-//! runtime (`jit`, with ndarray and rayon) as evcxr's cargo built it, so its types are the
-//! cells' types, and std dynamically, as cells do. It exports one `#[no_mangle]` function;
+//! The crate is a shared library (`<cache>/jit/lib/lib<crate>.so`) that links the runtime
+//! (`jit`, with ndarray and rayon) built once by cargo in release mode with
+//! `-Ctarget-cpu=native` (`<cache>/jit/runtime/<hash>`: no debug assertions in ndarray's or
+//! the runtime's code either), and std dynamically, as cells do. The cells' own build of the
+//! same crates (a debug build at opt-level 3) has the same types, field for field: same
+//! sources, features and compiler. It exports one `#[no_mangle]` function;
 //! cells call it through a wrapper with the same signature (see
 //! [`jit_codegen::JitFn::cell_wrapper`]), linked with `-l`. Cells never depend on the crate
 //! itself, so evcxr's `cargo check` and rust-analyzer see only the signature.
@@ -89,8 +92,11 @@ pub struct JitCompiler {
     host: String,
     /// Where compiled crates go (and where cells look for them).
     lib_dir: PathBuf,
-    /// evcxr's cargo output (`…/debug/deps`), where the runtime rlib is.
-    deps_dir: PathBuf,
+    cargo: PathBuf,
+    /// The runtime's sources (see [`write_runtime`]).
+    runtime_src: PathBuf,
+    /// Cargo's target directory for the release build of the runtime.
+    runtime_target: PathBuf,
     /// The session's jit functions by name, with their crates.
     functions: BTreeMap<String, (JitFn, String)>,
     linker: Option<String>,
@@ -99,15 +105,20 @@ pub struct JitCompiler {
 }
 
 impl JitCompiler {
-    pub fn new(cache: &Path, build_dir: &Path, rustc: PathBuf, host: &str) -> Self {
+    /// `runtime_src` is where [`write_runtime`] put the runtime; `bin` the toolchain's `bin`.
+    pub fn new(cache: &Path, runtime_src: &Path, bin: &Path, host: &str) -> Self {
         let lib_dir = cache.join("jit").join("lib");
         // Cells search it from the start.
         let _ = std::fs::create_dir_all(&lib_dir);
+        let tool = |name: &str| if bin.join(name).exists() { bin.join(name) } else { PathBuf::from(name) };
+        let hash = runtime_src.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         JitCompiler {
-            rustc,
+            rustc: tool("rustc"),
+            cargo: tool("cargo"),
             host: host.to_string(),
             lib_dir,
-            deps_dir: build_dir.join("target").join(host).join("debug").join("deps"),
+            runtime_src: runtime_src.to_path_buf(),
+            runtime_target: cache.join("jit").join("runtime").join(hash),
             functions: BTreeMap::new(),
             uses: Vec::new(),
             linker: find_mold().map(|_| "-Clink-arg=-fuse-ld=mold".to_string()),
@@ -123,17 +134,47 @@ impl JitCompiler {
         self.functions.contains_key(name)
     }
 
-    /// The runtime rlib evcxr's cargo built last, if it built one.
-    pub fn runtime_rlib(&self) -> Option<PathBuf> {
-        let entries = std::fs::read_dir(&self.deps_dir).ok()?;
-        entries
-            .filter_map(Result::ok)
-            .filter(|e| {
-                let name = e.file_name().to_string_lossy().to_string();
-                name.starts_with("libjit-") && name.ends_with(".rlib")
-            })
-            .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
-            .map(|e| e.path())
+    fn release_dir(&self) -> PathBuf {
+        self.runtime_target.join(&self.host).join("release")
+    }
+
+    pub fn runtime_built(&self) -> bool {
+        self.release_dir().join("libjit.rlib").exists()
+    }
+
+    /// The release build of the runtime, built now if it is not there (once per runtime
+    /// version and toolchain: about a minute; `install` does it ahead).
+    pub fn runtime_rlib(&self) -> Result<PathBuf, CellError> {
+        let rlib = self.release_dir().join("libjit.rlib");
+        if rlib.exists() {
+            return Ok(rlib);
+        }
+        let build = |offline: bool| {
+            let mut command = std::process::Command::new(&self.cargo);
+            command
+                .args(["build", "--release", "--quiet", "--target", &self.host, "--manifest-path"])
+                .arg(self.runtime_src.join("Cargo.toml"))
+                .env("CARGO_TARGET_DIR", &self.runtime_target)
+                .env("RUSTFLAGS", "-Ctarget-cpu=native")
+                .env_remove("RUSTC_WRAPPER");
+            if offline {
+                command.arg("--offline");
+            }
+            command.output()
+        };
+        // The crates are in cargo's cache after the session's own build: no network needed.
+        let output = match build(true) {
+            Ok(out) if out.status.success() => Ok(out),
+            _ => build(false),
+        };
+        match output {
+            Ok(out) if out.status.success() && rlib.exists() => Ok(rlib),
+            Ok(out) => Err(CellError::new(
+                "JitError",
+                format!("building the jit runtime failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
+            )),
+            Err(e) => Err(CellError::new("JitError", format!("could not run cargo to build the jit runtime: {e}"))),
+        }
     }
 
     /// Remembers a cell's `use` items for the jit functions compiled after it.
@@ -149,9 +190,7 @@ impl JitCompiler {
     /// Compiles `function` (or finds it in the cache). `known` tells whether a name is defined
     /// in the session outside jit functions (for the nopython error); `cell` is the cell text.
     pub fn compile(&mut self, function: &JitFn, cell: &str, known: &dyn Fn(&str) -> bool) -> Result<Compiled, CellError> {
-        let runtime = self.runtime_rlib().ok_or_else(|| {
-            CellError::new("JitError", "the jit runtime has not been built in this session (the session's first compile failed?)")
-        })?;
+        let runtime = self.runtime_rlib()?;
         let deps = self.dependencies(function);
         let draft = jit_codegen::crate_source(function, "KRATE", &deps, &self.uses);
         let krate = format!("jit_{}_{:016x}", function.name, self.key(&draft.text, &runtime));
@@ -215,7 +254,7 @@ impl JitCompiler {
             .args(FLAGS)
             .args(&self.linker)
             .arg("-L")
-            .arg(format!("dependency={}", self.deps_dir.display()))
+            .arg(format!("dependency={}", self.release_dir().join("deps").display()))
             .arg("--extern")
             .arg(format!("jit={}", runtime.display()));
         let output = command.arg("-o").arg(&out).arg(&src).output().map_err(io)?;
@@ -375,7 +414,7 @@ mod tests {
         let json = format!(
             r#"{{"$message_type":"diagnostic","message":"cannot find function `helper` in this scope","code":{{"code":"E0425"}},"level":"error","spans":[{{"file_name":"x.rs","line_start":{line},"line_end":{line},"column_start":5,"column_end":11,"is_primary":true,"label":"not found in this scope"}}],"children":[]}}"#
         );
-        let jit = JitCompiler::new(Path::new("/nonexistent"), Path::new("/nonexistent"), "rustc".into(), "x86_64-unknown-linux-gnu");
+        let jit = JitCompiler::new(Path::new("/nonexistent"), Path::new("/nonexistent"), Path::new("/nonexistent"), "x86_64-unknown-linux-gnu");
         let plain = jit.error(&json, function, &source, cell, &|_| false);
         assert_eq!(plain.ename, "CompilationError");
         assert!(plain.evalue.contains("(cell line 4)"), "{}", plain.evalue);
