@@ -551,9 +551,7 @@ impl EvcxrBackend {
             self.pending_glue.push_str(&compiled.wrapper);
         }
         self.state.end();
-        let rest_is_empty = split.rest.parse::<proc_macro2::TokenStream>().is_ok_and(|t| t.is_empty());
-        proc_macro2::extra::invalidate_current_thread_spans();
-        if rest_is_empty {
+        if split.rest_is_empty() {
             // Nothing for evcxr: the functions become callable with the next cell it compiles.
             return Ok(None);
         }

@@ -24,17 +24,23 @@ use crate::backend::CellError;
 use crate::diagnostics::{self, CellSpan, Diagnostic};
 
 /// rustc's flags for a jit crate (part of the cache key).
-const FLAGS: [&str; 9] = [
+const FLAGS: [&str; 10] = [
     "-Cprefer-dynamic",
     "-Copt-level=3",
     "-Cdebug-assertions=off",
     "-Coverflow-checks=off",
     "-Ctarget-cpu=native",
+    // On CPUs with AVX-512, 256-bit vectors (LLVM's choice for most of them already):
+    // 3-5% faster on the lesson's array loops on this machine's AMD EPYC.
+    RUNTIME_TARGET_TUNING,
     "-Ccodegen-units=1",
     "-Cdebuginfo=0",
     "-Cembed-bitcode=no",
     "-Cpanic=unwind",
 ];
+
+/// See [`FLAGS`].
+const RUNTIME_TARGET_TUNING: &str = "-Ctarget-feature=+prefer-256-bit";
 
 /// The runtime's sources, written to the cache for evcxr's cargo to build as a path dependency.
 const RUNTIME_FILES: [(&str, &str); 5] = [
@@ -155,7 +161,7 @@ impl JitCompiler {
                 .args(["build", "--release", "--quiet", "--target", &self.host, "--manifest-path"])
                 .arg(self.runtime_src.join("Cargo.toml"))
                 .env("CARGO_TARGET_DIR", &self.runtime_target)
-                .env("RUSTFLAGS", "-Ctarget-cpu=native")
+                .env("RUSTFLAGS", format!("-Ctarget-cpu=native {RUNTIME_TARGET_TUNING}"))
                 .env_remove("RUSTC_WRAPPER");
             if offline {
                 command.arg("--offline");

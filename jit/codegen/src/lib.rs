@@ -97,6 +97,13 @@ pub struct SplitCell {
     pub uses: Vec<String>,
 }
 
+impl SplitCell {
+    /// Whether anything is left for evcxr (comments and blanks are nothing).
+    pub fn rest_is_empty(&self) -> bool {
+        with_tokens(&self.rest, |tokens| tokens.is_some_and(|t| t.is_empty()))
+    }
+}
+
 /// A problem with a `#[jit]` function found before rustc sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CodegenError {
@@ -470,6 +477,8 @@ mod tests {
         assert!(split.rest.starts_with("use std::f64::consts::PI;\nlet n = 3;\n"));
         assert!(split.rest.ends_with("\nn + 1"));
         assert!(!split.rest.contains("fn"));
+        assert!(!split.rest_is_empty());
+        assert!(crate::split("// the lesson's function\n#[jit]\nfn f() {}\n").unwrap().rest_is_empty());
         assert_eq!(split.uses, vec!["use std::f64::consts::PI;".to_string()]);
         assert!(f.references.contains("a") && f.references.contains("trace"));
     }

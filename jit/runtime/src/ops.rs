@@ -30,6 +30,32 @@ impl<L, R> Bin<L, R> {
     }
 }
 
+/// An array operand, by reference or by value.
+pub trait Operand {
+    type Elem;
+    type Data: Data<Elem = Self::Elem>;
+    type Dim: Dimension;
+    fn array(&self) -> &ArrayBase<Self::Data, Self::Dim>;
+}
+
+impl<S: Data, D: Dimension> Operand for ArrayBase<S, D> {
+    type Elem = S::Elem;
+    type Data = S;
+    type Dim = D;
+    fn array(&self) -> &ArrayBase<S, D> {
+        self
+    }
+}
+
+impl<S: Data, D: Dimension> Operand for &ArrayBase<S, D> {
+    type Elem = S::Elem;
+    type Data = S;
+    type Dim = D;
+    fn array(&self) -> &ArrayBase<S, D> {
+        self
+    }
+}
+
 /// Runs one operator of a `#[jit(parallel)]` function (see the module docs).
 #[doc(hidden)]
 #[macro_export]
@@ -63,93 +89,33 @@ macro_rules! operator {
             }
         }
 
-        impl<'a, 'b, A, S1, S2, D1, D2> $Array for Bin<&'a ArrayBase<S1, D1>, &'b ArrayBase<S2, D2>>
+        impl<A, L, R> $Array for Bin<L, R>
         where
             A: Copy + Send + Sync + $Op<Output = A>,
-            S1: Data<Elem = A>,
-            S2: Data<Elem = A>,
-            D1: Dimension + DimMax<D2>,
-            D2: Dimension,
+            L: Operand<Elem = A>,
+            R: Operand<Elem = A>,
+            L::Dim: DimMax<R::Dim>,
         {
-            type Output = Array<A, <D1 as DimMax<D2>>::Output>;
+            type Output = Array<A, <L::Dim as DimMax<R::Dim>>::Output>;
             fn $method(&self) -> Self::Output {
                 let (l, r) = self.take();
-                par::zip_map(l, r, |&x, &y| x $op y)
-            }
-        }
-
-        impl<'b, A, S1, S2, D1, D2> $Array for Bin<ArrayBase<S1, D1>, &'b ArrayBase<S2, D2>>
-        where
-            A: Copy + Send + Sync + $Op<Output = A>,
-            S1: Data<Elem = A>,
-            S2: Data<Elem = A>,
-            D1: Dimension + DimMax<D2>,
-            D2: Dimension,
-        {
-            type Output = Array<A, <D1 as DimMax<D2>>::Output>;
-            fn $method(&self) -> Self::Output {
-                let (l, r) = self.take();
-                par::zip_map(&l, r, |&x, &y| x $op y)
-            }
-        }
-
-        impl<'a, A, S1, S2, D1, D2> $Array for Bin<&'a ArrayBase<S1, D1>, ArrayBase<S2, D2>>
-        where
-            A: Copy + Send + Sync + $Op<Output = A>,
-            S1: Data<Elem = A>,
-            S2: Data<Elem = A>,
-            D1: Dimension + DimMax<D2>,
-            D2: Dimension,
-        {
-            type Output = Array<A, <D1 as DimMax<D2>>::Output>;
-            fn $method(&self) -> Self::Output {
-                let (l, r) = self.take();
-                par::zip_map(l, &r, |&x, &y| x $op y)
-            }
-        }
-
-        impl<A, S1, S2, D1, D2> $Array for Bin<ArrayBase<S1, D1>, ArrayBase<S2, D2>>
-        where
-            A: Copy + Send + Sync + $Op<Output = A>,
-            S1: Data<Elem = A>,
-            S2: Data<Elem = A>,
-            D1: Dimension + DimMax<D2>,
-            D2: Dimension,
-        {
-            type Output = Array<A, <D1 as DimMax<D2>>::Output>;
-            fn $method(&self) -> Self::Output {
-                let (l, r) = self.take();
-                par::zip_map(&l, &r, |&x, &y| x $op y)
+                par::zip_map(l.array(), r.array(), |&x, &y| x $op y)
             }
         }
 
         $(
-            impl<'a, S: Data<Elem = $scalar>, D: Dimension> $Array for Bin<&'a ArrayBase<S, D>, $scalar> {
-                type Output = Array<$scalar, D>;
+            impl<L: Operand<Elem = $scalar>> $Array for Bin<L, $scalar> {
+                type Output = Array<$scalar, L::Dim>;
                 fn $method(&self) -> Self::Output {
                     let (l, r) = self.take();
-                    par::map(l, move |&x| x $op r)
+                    par::map(l.array(), move |&x| x $op r)
                 }
             }
-            impl<S: Data<Elem = $scalar>, D: Dimension> $Array for Bin<ArrayBase<S, D>, $scalar> {
-                type Output = Array<$scalar, D>;
+            impl<R: Operand<Elem = $scalar>> $Array for Bin<$scalar, R> {
+                type Output = Array<$scalar, R::Dim>;
                 fn $method(&self) -> Self::Output {
                     let (l, r) = self.take();
-                    par::map(&l, move |&x| x $op r)
-                }
-            }
-            impl<'b, S: Data<Elem = $scalar>, D: Dimension> $Array for Bin<$scalar, &'b ArrayBase<S, D>> {
-                type Output = Array<$scalar, D>;
-                fn $method(&self) -> Self::Output {
-                    let (l, r) = self.take();
-                    par::map(r, move |&y| l $op y)
-                }
-            }
-            impl<S: Data<Elem = $scalar>, D: Dimension> $Array for Bin<$scalar, ArrayBase<S, D>> {
-                type Output = Array<$scalar, D>;
-                fn $method(&self) -> Self::Output {
-                    let (l, r) = self.take();
-                    par::map(&r, move |&y| l $op y)
+                    par::map(r.array(), move |&y| l $op y)
                 }
             }
         )*
