@@ -133,8 +133,11 @@ pub struct Shell<B: Backend> {
     info: KernelInfoReply,
     execution_count: usize,
     history: History,
-    /// Set by a failed execute with `stop_on_error`: abort what is queued behind it.
-    abort_queued: bool,
+    /// The requests not yet taken (while `run` serves them).
+    requests: Option<Receiver<JupyterMessage>>,
+    /// Taken from the queue when an execute with `stop_on_error` failed, before its reply went
+    /// out: what the client had queued behind it. Executes among them are aborted.
+    queued_behind_failure: Vec<JupyterMessage>,
 }
 
 impl<B: Backend> Shell<B> {
@@ -145,29 +148,30 @@ impl<B: Backend> Shell<B> {
             info,
             execution_count: 0,
             history: History::default(),
-            abort_queued: false,
+            requests: None,
+            queued_behind_failure: Vec::new(),
         }
     }
 
     /// Serves requests until the channel closes or a shutdown is requested.
     pub fn run(mut self, requests: Receiver<JupyterMessage>) -> Flow {
-        while let Ok(message) = requests.recv() {
+        self.requests = Some(requests);
+        while let Some(Ok(message)) = self.requests.as_ref().map(Receiver::recv) {
             if let flow @ Flow::Shutdown { .. } = self.handle(&message) {
                 return flow;
             }
-            if std::mem::take(&mut self.abort_queued) {
-                // Requests that arrived while the failed cell ran: executes are aborted,
-                // everything else is answered as usual.
-                while let Ok(queued) = requests.try_recv() {
-                    let flow = if matches!(queued.content, JupyterMessageContent::ExecuteRequest(_)) {
-                        self.abort(&queued);
-                        Flow::Continue
-                    } else {
-                        self.handle(&queued)
-                    };
-                    if let Flow::Shutdown { .. } = flow {
-                        return flow;
-                    }
+            // Requests that arrived while the failed cell ran: executes are aborted,
+            // everything else is answered as usual. (Taken before the failed cell's reply went
+            // out: a request sent after it is not "queued behind" it.)
+            for queued in std::mem::take(&mut self.queued_behind_failure) {
+                let flow = if matches!(queued.content, JupyterMessageContent::ExecuteRequest(_)) {
+                    self.abort(&queued);
+                    Flow::Continue
+                } else {
+                    self.handle(&queued)
+                };
+                if let Flow::Shutdown { .. } = flow {
+                    return flow;
                 }
             }
         }
@@ -276,7 +280,11 @@ impl<B: Backend> Shell<B> {
                 }
                 reply.status = ReplyStatus::Error;
                 reply.error = Some(Box::new(ReplyError { ename, evalue, traceback }));
-                self.abort_queued = request.stop_on_error;
+                if request.stop_on_error {
+                    if let Some(requests) = &self.requests {
+                        self.queued_behind_failure.extend(requests.try_iter());
+                    }
+                }
             }
         }
         if store {
