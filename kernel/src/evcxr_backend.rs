@@ -370,7 +370,8 @@ impl EvcxrBackend {
         std::fs::create_dir_all(sessions.join(".cargo"))?;
         std::fs::write(sessions.join(".cargo/config.toml"), DEPENDENCY_PROFILE)?;
         let runtime = jit::write_runtime(&cache)?;
-        let jit = JitCompiler::new(&cache, &runtime, &toolchain.sysroot.join("bin"), &toolchain.host);
+        let toolchain_id = format!("{}-{}", toolchain.version, toolchain.commit.get(..9).unwrap_or(&toolchain.commit));
+        let jit = JitCompiler::new(&cache, &runtime, &toolchain.sysroot.join("bin"), &toolchain.host, &toolchain_id);
         let (mut ctx, outputs) = CommandContext::new().map_err(|e| anyhow::anyhow!("evcxr failed to start: {e}"))?;
         // Cells find compiled jit functions here. Set before the first build: cargo rebuilds
         // every dependency when RUSTFLAGS change.

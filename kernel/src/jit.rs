@@ -111,8 +111,9 @@ pub struct JitCompiler {
 }
 
 impl JitCompiler {
-    /// `runtime_src` is where [`write_runtime`] put the runtime; `bin` the toolchain's `bin`.
-    pub fn new(cache: &Path, runtime_src: &Path, bin: &Path, host: &str) -> Self {
+    /// `runtime_src` is where [`write_runtime`] put the runtime; `bin` the toolchain's `bin`;
+    /// `toolchain` names the toolchain (its release build of the runtime is its own).
+    pub fn new(cache: &Path, runtime_src: &Path, bin: &Path, host: &str, toolchain: &str) -> Self {
         let lib_dir = cache.join("jit").join("lib");
         // Cells search it from the start.
         let _ = std::fs::create_dir_all(&lib_dir);
@@ -124,7 +125,7 @@ impl JitCompiler {
             host: host.to_string(),
             lib_dir,
             runtime_src: runtime_src.to_path_buf(),
-            runtime_target: cache.join("jit").join("runtime").join(hash),
+            runtime_target: cache.join("jit").join("runtime").join(format!("{hash}-{toolchain}")),
             functions: BTreeMap::new(),
             uses: Vec::new(),
             linker: find_mold().map(|_| "-Clink-arg=-fuse-ld=mold".to_string()),
@@ -420,7 +421,7 @@ mod tests {
         let json = format!(
             r#"{{"$message_type":"diagnostic","message":"cannot find function `helper` in this scope","code":{{"code":"E0425"}},"level":"error","spans":[{{"file_name":"x.rs","line_start":{line},"line_end":{line},"column_start":5,"column_end":11,"is_primary":true,"label":"not found in this scope"}}],"children":[]}}"#
         );
-        let jit = JitCompiler::new(Path::new("/nonexistent"), Path::new("/nonexistent"), Path::new("/nonexistent"), "x86_64-unknown-linux-gnu");
+        let jit = JitCompiler::new(Path::new("/nonexistent"), Path::new("/nonexistent"), Path::new("/nonexistent"), "x86_64-unknown-linux-gnu", "1.95.0");
         let plain = jit.error(&json, function, &source, cell, &|_| false);
         assert_eq!(plain.ename, "CompilationError");
         assert!(plain.evalue.contains("(cell line 4)"), "{}", plain.evalue);
