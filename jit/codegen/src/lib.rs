@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 
 use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
 
+pub mod cuda;
 pub mod parallel;
 
 /// One `#[jit]` function found in a cell.
