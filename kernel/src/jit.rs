@@ -43,12 +43,13 @@ const FLAGS: [&str; 10] = [
 const RUNTIME_TARGET_TUNING: &str = "-Ctarget-feature=+prefer-256-bit";
 
 /// The runtime's sources, written to the cache for evcxr's cargo to build as a path dependency.
-const RUNTIME_FILES: [(&str, &str); 5] = [
+const RUNTIME_FILES: [(&str, &str); 6] = [
     ("Cargo.toml", include_str!("../../jit/runtime/Cargo.toml")),
     ("src/lib.rs", include_str!("../../jit/runtime/src/lib.rs")),
     ("src/ops.rs", include_str!("../../jit/runtime/src/ops.rs")),
     ("src/par.rs", include_str!("../../jit/runtime/src/par.rs")),
     ("src/pool.rs", include_str!("../../jit/runtime/src/pool.rs")),
+    ("src/ufunc.rs", include_str!("../../jit/runtime/src/ufunc.rs")),
 ];
 
 /// Writes the runtime crate under `<cache>/runtime/<content hash>` (once) and returns its path.
@@ -463,6 +464,15 @@ mod tests {
             }
         }
         assert!(seen > 50, "read {seen} names only");
+    }
+
+    #[test]
+    fn every_runtime_source_is_embedded() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../jit/runtime/src");
+        for entry in std::fs::read_dir(src).unwrap() {
+            let name = format!("src/{}", entry.unwrap().file_name().to_string_lossy());
+            assert!(RUNTIME_FILES.iter().any(|(f, _)| *f == name), "{name} is missing in RUNTIME_FILES");
+        }
     }
 
     #[test]

@@ -14,6 +14,9 @@ use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
 
 pub mod cuda;
 pub mod parallel;
+pub mod vectorize;
+
+pub use vectorize::Target;
 
 /// One `#[jit]` function found in a cell.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +35,8 @@ pub struct JitFn {
     pub references: BTreeSet<String>,
     /// Its signature, as written: what the export shim and the cell's wrapper repeat.
     pub signature: Signature,
+    /// `#[vectorize]`: the target, and the scalar types of the parameters and the result.
+    pub vectorize: Option<vectorize::Ufunc>,
 }
 
 /// A function signature taken apart as text (types as the learner wrote them).
@@ -69,6 +74,9 @@ impl JitFn {
 
     /// What the crate exports for cells: a `#[no_mangle]` function that calls this one.
     pub fn export_shim(&self, krate: &str) -> String {
+        if let Some(ufunc) = &self.vectorize {
+            return ufunc.export_shim(&self.name, &Self::symbol(krate));
+        }
         let call = self.signature.call(&self.name);
         let body = if self.signature.unsafety { format!("unsafe {{ {call} }}") } else { call };
         format!("#[no_mangle]\npub {} {{ {body} }}\n", self.signature.declaration(&Self::symbol(krate)))
@@ -79,6 +87,9 @@ impl JitFn {
     /// signature is compiled in the cell, so rust-analyzer and `cargo check` see the types.
     pub fn cell_wrapper(&self, krate: &str) -> String {
         let symbol = Self::symbol(krate);
+        if let Some(ufunc) = &self.vectorize {
+            return ufunc.cell_wrapper(&self.name, krate, &symbol);
+        }
         format!(
             "#[allow(dead_code)]\n{} {{ #[link(name = \"{krate}\")] unsafe extern \"C\" {{}} unsafe extern \"Rust\" {{ {}; }} unsafe {{ {} }} }}\n",
             self.signature.declaration(&self.name),
@@ -201,7 +212,7 @@ pub fn split(cell: &str) -> Result<SplitCell, CodegenError> {
                 i += 1;
                 continue;
             };
-            let options = options.map_err(|(span, message)| CodegenError::at(span, origin, message).help(OPTIONS_HELP))?;
+            let options = options.map_err(|(span, message)| CodegenError::at(span, origin, message))?;
             let start = item_start(&trees, i);
             let body = (i + 2..trees.len())
                 .find(|&k| matches!(&trees[k], TokenTree::Group(g) if g.delimiter() == Delimiter::Brace) || is_punct(&trees[k], ';'));
@@ -251,8 +262,16 @@ fn item_start(trees: &[TokenTree], mut i: usize) -> usize {
     i
 }
 
-/// Options of a `#[jit]` attribute starting at `i`: `None` when there is none there.
-type Options = Result<bool, (Span, String)>;
+/// Which attribute a function has, with its options.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Kind {
+    Jit { parallel: bool },
+    Vectorize(Target),
+}
+
+/// Options of a `#[jit]` or `#[vectorize]` attribute starting at `i`: `None` when there is
+/// none there.
+type Options = Result<Kind, (Span, String)>;
 
 fn jit_attribute(trees: &[TokenTree], i: usize) -> Option<Options> {
     if !is_attribute(trees, i) {
@@ -260,17 +279,20 @@ fn jit_attribute(trees: &[TokenTree], i: usize) -> Option<Options> {
     }
     let TokenTree::Group(group) = &trees[i + 1] else { return None };
     let inner: Vec<TokenTree> = group.stream().into_iter().collect();
-    if !inner.first().is_some_and(|t| is_ident(t, "jit")) {
-        return None;
-    }
-    match &inner[1..] {
-        [] => Some(Ok(false)),
-        [TokenTree::Group(args)] if args.delimiter() == Delimiter::Parenthesis => Some(parse_options(args.stream())),
-        [other, ..] => Some(Err((other.span(), "unexpected tokens after `jit`".to_string()))),
-    }
+    let name = match inner.first() {
+        Some(t) if is_ident(t, "jit") => "jit",
+        Some(t) if is_ident(t, "vectorize") => "vectorize",
+        _ => return None,
+    };
+    let options = match &inner[1..] {
+        [] => TokenStream::new(),
+        [TokenTree::Group(args)] if args.delimiter() == Delimiter::Parenthesis => args.stream(),
+        [other, ..] => return Some(Err((other.span(), format!("unexpected tokens after `{name}`")))),
+    };
+    Some(if name == "jit" { parse_options(options).map(|parallel| Kind::Jit { parallel }) } else { vectorize::parse_options(options).map(Kind::Vectorize) })
 }
 
-fn parse_options(stream: TokenStream) -> Options {
+fn parse_options(stream: TokenStream) -> Result<bool, (Span, String)> {
     let trees: Vec<TokenTree> = stream.into_iter().collect();
     let mut parallel = false;
     for option in trees.split(|t| is_punct(t, ',')) {
@@ -289,14 +311,15 @@ fn parse_options(stream: TokenStream) -> Options {
                 return Err((value.0.span(), "`nopython = false` is not supported: a #[jit] function uses only std, ndarray, rayon, the runtime and other #[jit] functions".to_string()))
             }
             ("cache", false) => return Err((value.0.span(), "`cache = false` is not supported: compiled functions are always cached by content".to_string())),
-            (other, _) => return Err((value.0.span(), format!("unknown #[jit] option `{other}`"))),
+            (other, _) => return Err((value.0.span(), format!("unknown #[jit] option `{other}`: {OPTIONS_HELP}"))),
         }
     }
     Ok(parallel)
 }
 
 /// Checks one `#[jit]` item and prepares its source.
-fn jit_fn(text: &str, attribute: std::ops::Range<usize>, at: Position, parallel: bool) -> Result<JitFn, CodegenError> {
+fn jit_fn(text: &str, attribute: std::ops::Range<usize>, at: Position, kind: Kind) -> Result<JitFn, CodegenError> {
+    let parallel = kind == Kind::Jit { parallel: true };
     let mut source = text.to_string();
     let blanked: String = text[attribute.clone()].chars().map(|c| if c == '\n' { '\n' } else { ' ' }).collect();
     source.replace_range(attribute, &blanked);
@@ -311,6 +334,10 @@ fn jit_fn(text: &str, attribute: std::ops::Range<usize>, at: Position, parallel:
     }
     let name = item.sig.ident.to_string();
     let signature = signature(&item.sig, &source, at)?;
+    let vectorize = match kind {
+        Kind::Vectorize(target) => Some(vectorize::Ufunc::new(&item, target).map_err(|e| CodegenError::at(e.span, at, e.message))?),
+        Kind::Jit { .. } => None,
+    };
     let mut references = BTreeSet::new();
     collect_references(&item.block, &mut references);
     let lines = Lines::new(&source);
@@ -333,7 +360,7 @@ fn jit_fn(text: &str, attribute: std::ops::Range<usize>, at: Position, parallel:
             edits.push(Edit { at: lines.start_of(span), end: lines.end_of(span), order: 0, text: "pub".into() });
         }
     }
-    Ok(JitFn { name, parallel, source: apply(&source, edits), line: at.line, column: at.column, references, signature })
+    Ok(JitFn { name, parallel, source: apply(&source, edits), line: at.line, column: at.column, references, signature, vectorize })
 }
 
 fn signature(sig: &syn::Signature, source: &str, at: Position) -> Result<Signature, CodegenError> {

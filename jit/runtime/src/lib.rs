@@ -19,6 +19,7 @@ pub use rayon;
 pub mod ops;
 pub mod par;
 mod pool;
+pub mod ufunc;
 
 pub use pool::on_kernel_pool;
 

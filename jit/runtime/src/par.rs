@@ -19,7 +19,7 @@ fn tasks_for(len: usize) -> usize {
 /// An array of shape `dim` whose elements `fill` writes, part by part in parallel: the
 /// outermost axis is cut into row blocks; `fill(block, rows)` must write every element of
 /// `block`, which holds rows `rows` of the result (`None`: the whole, 0-dimensional, array).
-fn build<C: Send, D: Dimension>(
+pub(crate) fn build<C: Send, D: Dimension>(
     dim: D,
     fill: impl Fn(ArrayViewMut<'_, MaybeUninit<C>, D>, Option<Range<usize>>) + Sync,
 ) -> Array<C, D> {
@@ -43,7 +43,7 @@ fn build<C: Send, D: Dimension>(
 }
 
 /// The rows `rows` of `view` (all of it for `None`).
-fn rows_of<'a, A, D: Dimension>(view: &ArrayView<'a, A, D>, rows: &Option<Range<usize>>) -> ArrayView<'a, A, D> {
+pub(crate) fn rows_of<'a, A, D: Dimension>(view: &ArrayView<'a, A, D>, rows: &Option<Range<usize>>) -> ArrayView<'a, A, D> {
     match rows {
         Some(rows) => view.clone().slice_axis_move(Axis(0), rows.clone().into()),
         None => view.clone(),

@@ -1,0 +1,271 @@
+//! `#[vectorize]`: a scalar function made elementwise over arrays (NumPy's ufuncs).
+//!
+//! The function itself is compiled as written, in its crate; what differs from `#[jit]` is
+//! the boundary: the crate exports a function over same-shape dynamic-dimension views that
+//! runs `jit::ufunc::applyN` (serially for `target = "cpu"`, on the session's pool for
+//! `"parallel"`), and the cell's wrapper is generic over its arguments (arrays of any
+//! dimension, by reference or by value, or scalars), broadcasts them (views, no copies) and
+//! returns an array of the broadcast dimension. `target = "cuda"` translates the body to CUDA C
+//! ([`crate::cuda`]).
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use syn::spanned::Spanned;
+use syn::Pat;
+
+use crate::cuda::{unsupported, Unsupported};
+
+/// Where a vectorized function runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Cpu,
+    Parallel,
+    Cuda,
+}
+
+const OPTIONS_HELP: &str = "`#[vectorize]` accepts `target = \"cpu\"` (the default), `\"parallel\"` or `\"cuda\"`";
+
+/// The options inside `#[vectorize(...)]`.
+pub(crate) fn parse_options(stream: TokenStream) -> Result<Target, (Span, String)> {
+    let trees: Vec<TokenTree> = stream.into_iter().collect();
+    let mut target = Target::Cpu;
+    for option in trees.split(|t| matches!(t, TokenTree::Punct(p) if p.as_char() == ',')) {
+        match option {
+            [] => {}
+            [TokenTree::Ident(name), TokenTree::Punct(eq), TokenTree::Literal(value)] if name == "target" && eq.as_char() == '=' => {
+                target = match value.to_string().as_str() {
+                    "\"cpu\"" => Target::Cpu,
+                    "\"parallel\"" => Target::Parallel,
+                    "\"cuda\"" => Target::Cuda,
+                    other => return Err((value.span(), format!("unknown target {other}: {OPTIONS_HELP}"))),
+                };
+            }
+            [first, ..] => return Err((first.span(), format!("unknown #[vectorize] option: {OPTIONS_HELP}"))),
+        }
+    }
+    Ok(target)
+}
+
+/// The most arguments a vectorized function takes (`jit::ufunc::apply5`).
+pub const MAX_ARGS: usize = 5;
+
+/// What makes a function a ufunc: its target and its scalar types.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ufunc {
+    pub target: Target,
+    pub params: Vec<Scalar>,
+    pub output: Scalar,
+}
+
+impl Ufunc {
+    pub(crate) fn new(item: &syn::ItemFn, target: Target) -> Result<Ufunc, Unsupported> {
+        let (params, output) = scalar_signature(item)?;
+        if params.is_empty() || params.len() > MAX_ARGS {
+            return Err(Unsupported {
+                span: item.sig.inputs.span(),
+                message: format!("a #[vectorize] function takes 1 to {MAX_ARGS} arguments"),
+            });
+        }
+        if !item.sig.generics.params.is_empty() {
+            return Err(unsupported(&item.sig.generics, "a generic parameter"));
+        }
+        if target == Target::Cuda {
+            // Checked now, so that an unsupported body is an error before anything compiles.
+            crate::cuda::translate(item, 1)?;
+            return Err(Unsupported {
+                span: item.sig.ident.span(),
+                message: "target \"cuda\" does not run yet in this kernel (the CUDA C translation is there, the GPU \
+                          launch is not); use target = \"cpu\" or \"parallel\""
+                    .to_string(),
+            });
+        }
+        Ok(Ufunc { target, params: params.into_iter().map(|(_, s)| s).collect(), output })
+    }
+
+    fn view_params(&self) -> Vec<String> {
+        self.params.iter().enumerate().map(|(i, p)| format!("__jit_{i}: ::jit::ndarray::ArrayViewD<'a, {}>", p.rust())).collect()
+    }
+
+    fn view_result(&self) -> String {
+        format!("::jit::ndarray::ArrayD<{}>", self.output.rust())
+    }
+
+    /// The crate's export: the function over same-shape views.
+    pub(crate) fn export_shim(&self, name: &str, symbol: &str) -> String {
+        let args: Vec<String> = (0..self.params.len()).map(|i| format!("__jit_{i}")).collect();
+        format!(
+            "#[no_mangle]\npub fn {symbol}<'a>({}) -> {} {{ ::jit::ufunc::apply{}({}, {name}, {}) }}\n",
+            self.view_params().join(", "),
+            self.view_result(),
+            self.params.len(),
+            args.join(", "),
+            self.target == Target::Parallel
+        )
+    }
+
+    /// The generic function cells call.
+    pub(crate) fn cell_wrapper(&self, name: &str, krate: &str, symbol: &str) -> String {
+        let n = self.params.len();
+        let generics: Vec<String> = self.params.iter().enumerate().map(|(i, p)| format!("X{i}: ::jit::ufunc::Arg<Elem = {}>", p.rust())).collect();
+        let args: Vec<String> = (0..n).map(|i| format!("__jit_{i}: X{i}")).collect();
+        // The broadcast dimension: DimMax folded over the arguments' dimensions.
+        let mut dim = "X0::Dim".to_string();
+        let mut bounds = Vec::new();
+        for i in 1..n {
+            bounds.push(format!("{dim}: ::jit::ndarray::DimMax<X{i}::Dim>"));
+            dim = format!("<{dim} as ::jit::ndarray::DimMax<X{i}::Dim>>::Output");
+        }
+        let where_clause = if bounds.is_empty() { String::new() } else { format!(" where {}", bounds.join(", ")) };
+        let views: String = (0..n).map(|i| format!("let __v{i} = ::jit::ufunc::Arg::view(&__jit_{i}).into_dyn(); ")).collect();
+        let shapes: Vec<String> = (0..n).map(|i| format!("__v{i}.raw_dim()")).collect();
+        let broadcast: Vec<String> = (0..n).map(|i| format!("::jit::ufunc::broadcast(&__v{i}, &__shape)")).collect();
+        format!(
+            "#[allow(dead_code)]\nfn {name}<{}>({}) -> ::jit::ndarray::Array<{}, {dim}>{where_clause} {{ \
+             #[link(name = \"{krate}\")] unsafe extern \"C\" {{}} \
+             unsafe extern \"Rust\" {{ fn {symbol}<'a>({}) -> {}; }} \
+             {views}let __shape = ::jit::ufunc::broadcast_shape(&[{}]); \
+             ::jit::ufunc::into_dim(unsafe {{ {symbol}({}) }}) }}\n",
+            generics.join(", "),
+            args.join(", "),
+            self.output.rust(),
+            self.view_params().join(", "),
+            self.view_result(),
+            shapes.join(", "),
+            broadcast.join(", ")
+        )
+    }
+}
+
+/// A scalar type a vectorized function may take or return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scalar {
+    I32,
+    I64,
+    U32,
+    U64,
+    F32,
+    F64,
+    Bool,
+}
+
+impl Scalar {
+    pub fn from_rust(name: &str) -> Option<Scalar> {
+        Some(match name {
+            "i32" => Scalar::I32,
+            "i64" => Scalar::I64,
+            "u32" => Scalar::U32,
+            "u64" => Scalar::U64,
+            "f32" => Scalar::F32,
+            "f64" => Scalar::F64,
+            "bool" => Scalar::Bool,
+            _ => return None,
+        })
+    }
+
+    pub fn rust(self) -> &'static str {
+        match self {
+            Scalar::I32 => "i32",
+            Scalar::I64 => "i64",
+            Scalar::U32 => "u32",
+            Scalar::U64 => "u64",
+            Scalar::F32 => "f32",
+            Scalar::F64 => "f64",
+            Scalar::Bool => "bool",
+        }
+    }
+
+    /// The CUDA C type.
+    pub fn c(self) -> &'static str {
+        match self {
+            Scalar::I32 => "int",
+            Scalar::I64 => "long long",
+            Scalar::U32 => "unsigned int",
+            Scalar::U64 => "unsigned long long",
+            Scalar::F32 => "float",
+            Scalar::F64 => "double",
+            Scalar::Bool => "bool",
+        }
+    }
+
+    pub(crate) fn is_float(self) -> bool {
+        matches!(self, Scalar::F32 | Scalar::F64)
+    }
+}
+
+
+/// The scalar signature of `item`, or what is wrong with it.
+pub fn scalar_signature(item: &syn::ItemFn) -> Result<(Vec<(String, Scalar)>, Scalar), Unsupported> {
+    let scalar = |ty: &syn::Type| -> Result<Scalar, Unsupported> {
+        if let syn::Type::Path(p) = ty {
+            if let Some(s) = p.path.get_ident().and_then(|i| Scalar::from_rust(&i.to_string())) {
+                return Ok(s);
+            }
+        }
+        Err(Unsupported {
+            span: ty.span(),
+            message: "a #[vectorize] function takes and returns scalars: i32, i64, u32, u64, f32, f64 or bool".to_string(),
+        })
+    };
+    let mut params = Vec::new();
+    for input in &item.sig.inputs {
+        let syn::FnArg::Typed(arg) = input else { return Err(unsupported(input, "`self`")) };
+        let Pat::Ident(name) = arg.pat.as_ref() else { return Err(unsupported(&arg.pat, "a pattern parameter")) };
+        params.push((name.ident.to_string(), scalar(&arg.ty)?));
+    }
+    let output = match &item.sig.output {
+        syn::ReturnType::Type(_, ty) => scalar(ty)?,
+        syn::ReturnType::Default => {
+            return Err(Unsupported { span: item.sig.ident.span(), message: "a #[vectorize] function returns a value".to_string() })
+        }
+    };
+    Ok((params, output))
+}
+
+
+#[cfg(test)]
+mod tests {
+    use crate::{split, Kind};
+
+    use super::*;
+
+    #[test]
+    fn options() {
+        let parse = |s: &str| parse_options(s.parse().unwrap()).map_err(|(_, m)| m);
+        assert_eq!(parse(""), Ok(Target::Cpu));
+        assert_eq!(parse("target = \"parallel\""), Ok(Target::Parallel));
+        assert_eq!(parse("target = \"cuda\""), Ok(Target::Cuda));
+        assert!(parse("target = \"gpu\"").unwrap_err().contains("unknown target \"gpu\""));
+        assert!(parse("nopython").unwrap_err().contains("unknown #[vectorize] option"));
+        let _ = Kind::Vectorize(Target::Cpu);
+    }
+
+    #[test]
+    fn the_crate_exports_and_the_cell_wraps() {
+        let f = split("#[vectorize(target = \"parallel\")]\nfn scale(x: f64, k: i64) -> f64 { x * k as f64 }").unwrap().functions.remove(0);
+        let ufunc = f.vectorize.clone().unwrap();
+        assert_eq!((ufunc.target, ufunc.params.clone(), ufunc.output), (Target::Parallel, vec![Scalar::F64, Scalar::I64], Scalar::F64));
+        assert_eq!(
+            f.export_shim("K"),
+            "#[no_mangle]\npub fn __K<'a>(__jit_0: ::jit::ndarray::ArrayViewD<'a, f64>, __jit_1: ::jit::ndarray::ArrayViewD<'a, i64>) -> ::jit::ndarray::ArrayD<f64> { ::jit::ufunc::apply2(__jit_0, __jit_1, scale, true) }\n"
+        );
+        let wrapper = f.cell_wrapper("K");
+        assert!(wrapper.starts_with("#[allow(dead_code)]\nfn scale<X0: ::jit::ufunc::Arg<Elem = f64>, X1: ::jit::ufunc::Arg<Elem = i64>>(__jit_0: X0, __jit_1: X1) -> ::jit::ndarray::Array<f64, <X0::Dim as ::jit::ndarray::DimMax<X1::Dim>>::Output> where X0::Dim: ::jit::ndarray::DimMax<X1::Dim> {"), "{wrapper}");
+        assert!(wrapper.contains("let __shape = ::jit::ufunc::broadcast_shape(&[__v0.raw_dim(), __v1.raw_dim()]);"), "{wrapper}");
+        assert!(wrapper.contains("::jit::ufunc::into_dim(unsafe { __K(::jit::ufunc::broadcast(&__v0, &__shape), ::jit::ufunc::broadcast(&__v1, &__shape)) })"), "{wrapper}");
+    }
+
+    #[test]
+    fn what_a_ufunc_cannot_be() {
+        for (cell, message) in [
+            ("#[vectorize]\nfn f(x: &[f64]) -> f64 { x[0] }", "takes and returns scalars"),
+            ("#[vectorize]\nfn f() -> f64 { 1.0 }", "1 to 5 arguments"),
+            ("#[vectorize]\nfn f(a: f64, b: f64, c: f64, d: f64, e: f64, g: f64) -> f64 { a }", "1 to 5 arguments"),
+            ("#[vectorize(target = \"cuda\")]\nfn f(x: i64) -> i64 {\n    for i in 0..x {}\n    x\n}", "a `for` loop"),
+            ("#[vectorize(target = \"cuda\")]\nfn add_ufunc(x: i64, y: i64) -> i64 { x + y }", "does not run yet"),
+        ] {
+            let e = split(cell).unwrap_err();
+            assert!(e.message.contains(message), "{cell}: {}", e.message);
+        }
+        let e = split("#[vectorize(target = \"cuda\")]\nfn f(x: i64) -> i64 {\n    for i in 0..x {}\n    x\n}").unwrap_err();
+        assert_eq!(e.line, 3);
+    }
+}
