@@ -177,3 +177,12 @@ def test_thread_count_stays_bounded_over_many_cells():
         assert counts[-1] <= counts[0] + 1, counts
     finally:
         k.shutdown()
+
+
+def test_uses_from_plain_cells_and_callees_later_in_the_cell(kernel):
+    kernel.ok("use std::f64::consts::PI;")
+    kernel.ok("#[jit]\nfn circle_area(r: f64) -> f64 { PI * r * r }")
+    assert kernel.result("circle_area(1.0) == std::f64::consts::PI") == "true"
+    # `outer` calls `inner`, which comes after it in the cell.
+    kernel.ok("#[jit]\nfn outer_fn(x: i64) -> i64 { inner_fn(x) + 1 }\n#[jit]\nfn inner_fn(x: i64) -> i64 { x * 10 }")
+    assert kernel.result("outer_fn(4)") == "41"

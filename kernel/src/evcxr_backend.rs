@@ -451,8 +451,12 @@ impl EvcxrBackend {
         CellError { ename: "panic".to_string(), evalue, traceback }
     }
 
-    /// Maps `src/lib.rs:LINE:COL` in evcxr's generated crate to a line of the cell.
+    /// Maps `src/lib.rs:LINE:COL` in evcxr's generated crate to a line of the cell (a panic in
+    /// a jit library or in a dependency is left as it is).
     fn cell_line_of(&self, location: &str, code: &str) -> Option<usize> {
+        if !location.starts_with("src/lib.rs:") {
+            return None;
+        }
         let line: usize = location.rsplit(':').nth(1)?.parse().ok()?;
         let source = self.ctx.last_source().ok()?;
         let text = source.lines().nth(line.checked_sub(1)?)?.trim();
@@ -531,7 +535,6 @@ fn pump_output(
 impl EvcxrBackend {
     /// Compiles the cell's `#[jit]` functions, then runs the rest of the cell with evcxr.
     fn execute_jit(&mut self, code: &str, split: jit_codegen::SplitCell, sink: OutputSink<'_>) -> Result<Option<MimeBundle>, CellError> {
-        self.jit.add_uses(&split.uses);
         if !self.jit.runtime_built() {
             sink(LiveOutput::Stdout("jit: building the runtime in release mode (once, about a minute)\n".to_string()));
         }
@@ -539,9 +542,9 @@ impl EvcxrBackend {
         let items: std::collections::BTreeSet<String> = self.ctx.defined_item_names().map(str::to_string).collect();
         // Interrupt stops rustc like a cargo build (see `EvcxrInterrupter`).
         self.state.begin();
-        for function in &split.functions {
+        for function in in_dependency_order(&split.functions) {
             let known = |name: &str| items.contains(name) || variables.iter().any(|v| v == name);
-            let compiled = self.jit.compile(function, code, &known);
+            let compiled = self.jit.compile(function, code, &split.uses, &known);
             if self.state.interrupted.load(Ordering::SeqCst) {
                 self.state.end();
                 let evalue = "the cell was stopped while a #[jit] function compiled, so it did not run. Nothing was lost: all variables are kept.";
@@ -554,9 +557,14 @@ impl EvcxrBackend {
         self.state.end();
         if split.rest_is_empty() {
             // Nothing for evcxr: the functions become callable with the next cell it compiles.
+            self.jit.add_uses(&split.uses);
             return Ok(None);
         }
-        self.run_cell(&split.rest, sink)
+        let result = self.run_cell(&split.rest, sink);
+        if result.is_ok() {
+            self.jit.add_uses(&split.uses);
+        }
+        result
     }
 
     fn run_cell(&mut self, code: &str, sink: OutputSink<'_>) -> Result<Option<MimeBundle>, CellError> {
@@ -635,7 +643,14 @@ impl Backend for EvcxrBackend {
     fn execute(&mut self, code: &str, sink: OutputSink<'_>) -> Result<Option<MimeBundle>, CellError> {
         match jit_codegen::split(code) {
             Err(e) => Err(jit::codegen_error(&e, code)),
-            Ok(split) if split.functions.is_empty() => self.run_cell(code, sink),
+            Ok(split) if split.functions.is_empty() => {
+                let result = self.run_cell(code, sink);
+                if result.is_ok() {
+                    // `use` items of plain cells reach later jit functions too.
+                    self.jit.add_uses(&split.uses);
+                }
+                result
+            }
             Ok(split) => self.execute_jit(code, split, sink),
         }
     }
@@ -703,6 +718,20 @@ impl Backend for EvcxrBackend {
         names.sort();
         names
     }
+}
+
+/// The cell's functions, each after the ones of the cell it calls (a cycle keeps cell order).
+fn in_dependency_order(functions: &[jit_codegen::JitFn]) -> Vec<&jit_codegen::JitFn> {
+    let mut ordered: Vec<&jit_codegen::JitFn> = Vec::new();
+    let mut left: Vec<&jit_codegen::JitFn> = functions.iter().collect();
+    while !left.is_empty() {
+        let ready = left
+            .iter()
+            .position(|f| !left.iter().any(|g| g.name != f.name && f.references.contains(&g.name)))
+            .unwrap_or(0);
+        ordered.push(left.remove(ready));
+    }
+    ordered
 }
 
 /// The profile of the session's dependencies (see [`EvcxrBackend::start`]): optimised, and

@@ -126,7 +126,7 @@ impl JitCompiler {
             host: host.to_string(),
             lib_dir,
             runtime_src: runtime_src.to_path_buf(),
-            runtime_target: cache.join("jit").join("runtime").join(format!("{hash}-{toolchain}")),
+            runtime_target: cache.join("jit").join("runtime").join(format!("{hash}-{toolchain}-{}", cpu_id())),
             functions: BTreeMap::new(),
             uses: Vec::new(),
             linker: find_mold().map(|_| "-Clink-arg=-fuse-ld=mold".to_string()),
@@ -171,8 +171,9 @@ impl JitCompiler {
             command.output()
         };
         // The crates are in cargo's cache after the session's own build: no network needed.
+        // Not again after an interrupt (cargo killed by a signal).
         let output = match build(true) {
-            Ok(out) if out.status.success() => Ok(out),
+            Ok(out) if out.status.success() || std::os::unix::process::ExitStatusExt::signal(&out.status).is_some() => Ok(out),
             _ => build(false),
         };
         match output {
@@ -185,29 +186,30 @@ impl JitCompiler {
         }
     }
 
-    /// Remembers a cell's `use` items for the jit functions compiled after it.
+    /// Remembers the `use` items of a cell that compiled, for the jit functions compiled after
+    /// it. A later `use` of a name replaces the earlier one (as in evcxr).
     pub fn add_uses(&mut self, uses: &[String]) {
-        for item in uses {
-            let allowed = jit_codegen::use_root(item).is_some_and(|r| jit_codegen::ALLOWED_ROOTS.contains(&r.as_str()));
-            if allowed && !self.uses.contains(item) {
-                self.uses.push(item.clone());
-            }
-        }
+        self.uses = merged_uses(&self.uses, uses);
     }
 
     /// Compiles `function` (or finds it in the cache). `known` tells whether a name is defined
     /// in the session outside jit functions (for the nopython error); `cell` is the cell text.
-    pub fn compile(&mut self, function: &JitFn, cell: &str, known: &dyn Fn(&str) -> bool) -> Result<Compiled, CellError> {
+    /// `cell_uses` are the cell's own `use` items (remembered with [`Self::add_uses`] once the
+    /// cell has compiled).
+    pub fn compile(&mut self, function: &JitFn, cell: &str, cell_uses: &[String], known: &dyn Fn(&str) -> bool) -> Result<Compiled, CellError> {
         let runtime = self.runtime_rlib()?;
         let deps = self.dependencies(function);
-        let draft = jit_codegen::crate_source(function, "KRATE", &deps, &self.uses);
-        let krate = format!("jit_{}_{:016x}", function.name, self.key(&draft.text, &runtime));
-        let source = jit_codegen::crate_source(function, &krate, &deps, &self.uses);
+        let uses = merged_uses(&self.uses, cell_uses);
+        let draft = jit_codegen::crate_source(function, "KRATE", &deps, &uses);
+        // Crate and symbol names are ASCII whatever the function's name.
+        let ascii: String = function.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+        let krate = format!("jit_{ascii}_{:016x}", self.key(&draft.text, &runtime));
+        let source = jit_codegen::crate_source(function, &krate, &deps, &uses);
         let library = self.lib_dir.join(format!("lib{krate}.so"));
         let mut compiled = Compiled { name: function.name.clone(), wrapper: function.cell_wrapper(&krate), seconds: None };
         if !library.exists() {
             let started = Instant::now();
-            self.rustc(&krate, &source, &runtime, &library).map_err(|stderr| self.error(&stderr, function, &source, cell, known))?;
+            self.rustc(&krate, &source, &runtime, &library).map_err(|stderr| self.error(&stderr, &krate, function, &source, cell, known))?;
             compiled.seconds = Some(started.elapsed().as_secs_f64());
         }
         self.functions.insert(function.name.clone(), (function.clone(), krate));
@@ -237,6 +239,7 @@ impl JitCompiler {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         source.hash(&mut hasher);
         FLAGS.hash(&mut hasher);
+        cpu_id().hash(&mut hasher);
         self.rustc.hash(&mut hasher);
         if let Ok(meta) = std::fs::metadata(&self.rustc) {
             (meta.len(), meta.modified().ok()).hash(&mut hasher);
@@ -276,12 +279,12 @@ impl JitCompiler {
 
     /// rustc's errors against the cell's lines; a name from outside the jit world becomes the
     /// nopython error.
-    fn error(&self, stderr: &str, function: &JitFn, source: &CrateSource, cell: &str, known: &dyn Fn(&str) -> bool) -> CellError {
+    fn error(&self, stderr: &str, krate: &str, function: &JitFn, source: &CrateSource, cell: &str, known: &dyn Fn(&str) -> bool) -> CellError {
         let diagnostics: Vec<Diagnostic> = stderr
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .filter(|v| v["level"] == "error" && !v["message"].as_str().is_some_and(|m| m.starts_with("aborting due to")))
-            .map(|v| diagnostic(&v, function, source))
+            .map(|v| diagnostic(&v, krate, function, source))
             .collect();
         if let Some(name) = diagnostics.iter().find_map(|d| unresolved_name(d).filter(|n| known(n) && !self.is_jit(n))) {
             let evalue = format!(
@@ -320,6 +323,36 @@ pub fn uses_runtime(code: &str) -> bool {
     code.split(|c: char| !(c.is_alphanumeric() || c == '_')).any(|word| RUNTIME_NAMES.contains(&word))
 }
 
+/// This CPU (model and feature flags), for cache keys: code built with `-Ctarget-cpu=native`
+/// may not run on another CPU sharing the cache (a home directory on a cluster).
+fn cpu_id() -> String {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let field = |name: &str| info.lines().find(|l| l.starts_with(name)).unwrap_or_default().to_string();
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (field("model name"), field("flags")).hash(&mut hasher);
+        format!("{:08x}", hasher.finish() as u32)
+    })
+    .clone()
+}
+
+/// `earlier` with `later` added; an item that imports a name an earlier one imported replaces
+/// it. Only items a jit function may use (rooted in std, core, alloc, ndarray, rayon, jit).
+fn merged_uses(earlier: &[String], later: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = earlier.to_vec();
+    for item in later {
+        let allowed = jit_codegen::use_root(item).is_some_and(|r| jit_codegen::ALLOWED_ROOTS.contains(&r.as_str()));
+        if !allowed {
+            continue;
+        }
+        let names = jit_codegen::use_names(item);
+        out.retain(|old| old != item && jit_codegen::use_names(old).is_disjoint(&names));
+        out.push(item.clone());
+    }
+    out
+}
+
 /// mold, when installed (evcxr links cells with it too).
 fn find_mold() -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join("mold")).find(|p| p.is_file())
@@ -338,12 +371,13 @@ fn unresolved_name(d: &Diagnostic) -> Option<String> {
 }
 
 /// One rustc JSON diagnostic, its spans moved to the cell's lines.
-fn diagnostic(v: &Value, function: &JitFn, source: &CrateSource) -> Diagnostic {
+fn diagnostic(v: &Value, krate: &str, function: &JitFn, source: &CrateSource) -> Diagnostic {
     let labels = v["spans"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|s| s["file_name"].as_str().is_some_and(|f| f.ends_with(".rs")))
+        // The crate's own file only: spans in std's or ndarray's sources are not cell lines.
+        .filter(|s| s["file_name"].as_str().is_some_and(|f| f.contains(krate)))
         .map(|s| {
             let line = |key: &str| s[key].as_u64().map(|n| n as usize);
             let span = (|| {
@@ -423,10 +457,10 @@ mod tests {
             r#"{{"$message_type":"diagnostic","message":"cannot find function `helper` in this scope","code":{{"code":"E0425"}},"level":"error","spans":[{{"file_name":"x.rs","line_start":{line},"line_end":{line},"column_start":5,"column_end":11,"is_primary":true,"label":"not found in this scope"}}],"children":[]}}"#
         );
         let jit = JitCompiler::new(Path::new("/nonexistent"), Path::new("/nonexistent"), Path::new("/nonexistent"), "x86_64-unknown-linux-gnu", "1.95.0");
-        let plain = jit.error(&json, function, &source, cell, &|_| false);
+        let plain = jit.error(&json, "x", function, &source, cell, &|_| false);
         assert_eq!(plain.ename, "CompilationError");
         assert!(plain.evalue.contains("(cell line 4)"), "{}", plain.evalue);
-        let nopython = jit.error(&json, function, &source, cell, &|n| n == "helper");
+        let nopython = jit.error(&json, "x", function, &source, cell, &|n| n == "helper");
         assert_eq!(nopython.ename, "JitError");
         assert!(nopython.evalue.contains("`helper` is defined in a plain cell"), "{}", nopython.evalue);
         assert!(nopython.traceback.iter().any(|l| l.contains("helper(2)")));
@@ -473,6 +507,15 @@ mod tests {
             let name = format!("src/{}", entry.unwrap().file_name().to_string_lossy());
             assert!(RUNTIME_FILES.iter().any(|(f, _)| *f == name), "{name} is missing in RUNTIME_FILES");
         }
+    }
+
+    #[test]
+    fn later_uses_replace_earlier_ones_of_the_same_name() {
+        let uses = merged_uses(&["use std::f64::consts::PI;".into(), "use std::collections::HashMap;".into()], &[
+            "use std::f32::consts::PI;".into(),
+            "use my_crate::Thing;".into(),
+        ]);
+        assert_eq!(uses, vec!["use std::collections::HashMap;".to_string(), "use std::f32::consts::PI;".to_string()]);
     }
 
     #[test]

@@ -51,7 +51,16 @@ pub struct CudaSource {
 pub fn translate(item: &syn::ItemFn, line: usize) -> Result<CudaSource, Unsupported> {
     let (params, output) = scalar_signature(item)?;
     let name = item.sig.ident.to_string();
-    let mut t = Translator { vars: params.iter().cloned().collect(), output, line_offset: line.saturating_sub(1), text: String::new() };
+    let mut t = Translator {
+        vars: params.iter().cloned().collect(),
+        names: params.iter().map(|(n, _)| (n.clone(), format!("v_{n}"))).collect(),
+        lets: 0,
+        in_lambda: false,
+        upcoming: (Vec::new(), None),
+        output,
+        line_offset: line.saturating_sub(1),
+        text: String::new(),
+    };
     let args: Vec<String> = params.iter().map(|(n, s)| format!("{} v_{n}", s.c())).collect();
     let _ = writeln!(t.text, "__device__ {} f_{name}({}) {{", output.c(), args.join(", "));
     t.block_returning(&item.block, 1)?;
@@ -77,6 +86,15 @@ pub fn translate(item: &syn::ItemFn, line: usize) -> Result<CudaSource, Unsuppor
 
 struct Translator {
     vars: HashMap<String, Scalar>,
+    /// The C name of each Rust variable in scope (`let` may shadow: each gets a name of its own).
+    names: HashMap<String, String>,
+    /// How many `let`s so far (for fresh C names).
+    lets: usize,
+    /// Inside a lambda (a block used as a value): `return` would leave only the lambda.
+    in_lambda: bool,
+    /// The statements after the one being translated, in its block, and the type the block's
+    /// value is returned as (for the type of an integer `let` from its later uses).
+    upcoming: (Vec<Stmt>, Option<Scalar>),
     output: Scalar,
     /// Cell line of the function's first line, minus one.
     line_offset: usize,
@@ -98,7 +116,8 @@ impl Translator {
         let Some((last, rest)) = block.stmts.split_last() else {
             return Err(Unsupported { span: block.span(), message: "an empty block has no value".to_string() });
         };
-        for stmt in rest {
+        for (i, stmt) in rest.iter().enumerate() {
+            self.upcoming = (block.stmts[i + 1..].to_vec(), Some(self.output));
             self.stmt(stmt, depth)?;
         }
         match last {
@@ -118,9 +137,9 @@ impl Translator {
             Expr::Block(b) if b.label.is_none() => {
                 self.indent(depth);
                 self.text.push_str("{\n");
-                let saved = self.vars.clone();
+                let saved = (self.vars.clone(), self.names.clone());
                 self.block_returning(&b.block, depth + 1)?;
-                self.vars = saved;
+                (self.vars, self.names) = saved;
                 self.indent(depth);
                 self.text.push_str("}\n");
                 Ok(())
@@ -141,13 +160,13 @@ impl Translator {
         let cond = self.expr(&e.cond, Some(Scalar::Bool))?;
         self.indent(depth);
         let _ = writeln!(self.text, "if ({cond}) {{");
-        let saved = self.vars.clone();
+        let saved = (self.vars.clone(), self.names.clone());
         if returning {
             self.block_returning(&e.then_branch, depth + 1)?;
         } else {
             self.block_stmts(&e.then_branch, depth + 1)?;
         }
-        self.vars = saved.clone();
+        (self.vars, self.names) = saved.clone();
         self.indent(depth);
         match &e.else_branch {
             None if returning => return Err(Unsupported { span: e.span(), message: "an `if` used as the value needs an `else`".to_string() }),
@@ -160,7 +179,7 @@ impl Translator {
                     Expr::Block(b) => self.block_stmts(&b.block, depth + 1)?,
                     other => return Err(unsupported(other, "this `else`")),
                 }
-                self.vars = saved;
+                (self.vars, self.names) = saved;
                 self.indent(depth);
                 self.text.push_str("}\n");
             }
@@ -170,7 +189,8 @@ impl Translator {
 
     /// A block used as a statement (its value, if any, is dropped).
     fn block_stmts(&mut self, block: &syn::Block, depth: usize) -> Result<(), Unsupported> {
-        for stmt in &block.stmts {
+        for (i, stmt) in block.stmts.iter().enumerate() {
+            self.upcoming = (block.stmts[i + 1..].to_vec(), None);
             self.stmt(stmt, depth)?;
         }
         Ok(())
@@ -196,27 +216,47 @@ impl Translator {
                     return Err(unsupported(local, "`let ... else`"));
                 }
                 self.line(local);
-                // As Rust's fallback: a float literal is an f64, an integer an i32.
-                let fallback = if matches!(init.expr.as_ref(), Expr::Lit(syn::ExprLit { lit: Lit::Float(_), .. })) { Scalar::F64 } else { Scalar::I32 };
-                let ty = declared.or_else(|| self.type_of(&init.expr)).unwrap_or(fallback);
+                // A float literal alone is an f64, as in Rust; an integer's type Rust takes from
+                // later uses, which this translation does not follow: it asks for the type.
+                let is_float = matches!(init.expr.as_ref(), Expr::Lit(syn::ExprLit { lit: Lit::Float(_), .. }));
+                let later = || {
+                    let (stmts, tail) = &self.upcoming;
+                    use_type(&self.vars, &name, stmts, *tail)
+                };
+                let ty = match declared.or_else(|| self.type_of(&init.expr)).or_else(later) {
+                    Some(ty) => ty,
+                    None if is_float => Scalar::F64,
+                    None => {
+                        return Err(Unsupported {
+                            span: local.pat.span(),
+                            message: format!("the type of `{name}` is not known here: write it, e.g. `let {name}: i64 = ...`"),
+                        })
+                    }
+                };
                 let value = self.expr(&init.expr, Some(ty))?;
+                self.lets += 1;
+                let c_name = format!("v_{name}_{}", self.lets);
                 self.indent(depth);
-                let _ = writeln!(self.text, "{} v_{name} = {value};", ty.c());
-                self.vars.insert(name, ty);
+                let _ = writeln!(self.text, "{} {c_name} = {value};", ty.c());
+                self.vars.insert(name.clone(), ty);
+                self.names.insert(name, c_name);
                 Ok(())
             }
             Stmt::Expr(Expr::If(e), _) => self.if_stmt(e, depth, false),
             Stmt::Expr(Expr::Block(b), _) if b.label.is_none() => {
                 self.indent(depth);
                 self.text.push_str("{\n");
-                let saved = self.vars.clone();
+                let saved = (self.vars.clone(), self.names.clone());
                 self.block_stmts(&b.block, depth + 1)?;
-                self.vars = saved;
+                (self.vars, self.names) = saved;
                 self.indent(depth);
                 self.text.push_str("}\n");
                 Ok(())
             }
             Stmt::Expr(Expr::Return(r), _) => {
+                if self.in_lambda {
+                    return Err(unsupported(r, "`return` inside a block or `if` used as a value"));
+                }
                 let Some(value) = &r.expr else { return Err(unsupported(r, "`return` without a value")) };
                 self.line(r);
                 let v = self.expr(value, Some(self.output))?;
@@ -237,7 +277,15 @@ impl Translator {
                 let (target, ty) = self.place(&b.left)?;
                 let value = self.expr(&b.right, Some(ty))?;
                 self.indent(depth);
-                let _ = writeln!(self.text, "{target} {} {value};", compound(&b.op).unwrap_or("="));
+                match compound(&b.op).unwrap_or("=") {
+                    "%=" if ty.is_float() => {
+                        let f = if ty == Scalar::F32 { "fmodf" } else { "fmod" };
+                        let _ = writeln!(self.text, "{target} = {f}({target}, {value});");
+                    }
+                    op => {
+                        let _ = writeln!(self.text, "{target} {op} {value};");
+                    }
+                }
                 Ok(())
             }
             Stmt::Expr(e, _) => Err(unsupported(e, &format!("{} as a statement", describe(e)))),
@@ -250,8 +298,8 @@ impl Translator {
     fn place(&self, expr: &Expr) -> Result<(String, Scalar), Unsupported> {
         if let Expr::Path(p) = expr {
             if let Some(ident) = p.path.get_ident() {
-                if let Some(ty) = self.vars.get(&ident.to_string()) {
-                    return Ok((format!("v_{ident}"), *ty));
+                if let (Some(ty), Some(c)) = (self.vars.get(&ident.to_string()), self.names.get(&ident.to_string())) {
+                    return Ok((c.clone(), *ty));
                 }
             }
         }
@@ -262,6 +310,49 @@ impl Translator {
     fn type_of(&self, expr: &Expr) -> Option<Scalar> {
         type_in(&self.vars, expr)
     }
+}
+
+/// The type a variable gets from how `stmts` use it (as Rust infers an integer's type from its
+/// later uses): an operand or assignment next to a typed expression, or the block's value
+/// (returned as `tail`).
+fn use_type(vars: &HashMap<String, Scalar>, name: &str, stmts: &[Stmt], tail: Option<Scalar>) -> Option<Scalar> {
+    struct Uses<'a> {
+        vars: &'a HashMap<String, Scalar>,
+        name: &'a str,
+        found: Option<Scalar>,
+    }
+    impl Uses<'_> {
+        fn is_var(&self, e: &Expr) -> bool {
+            matches!(e, Expr::Path(p) if p.path.is_ident(self.name))
+        }
+    }
+    impl<'ast> syn::visit::Visit<'ast> for Uses<'_> {
+        fn visit_expr_binary(&mut self, b: &'ast syn::ExprBinary) {
+            if self.found.is_none() && !matches!(b.op, BinOp::Shl(_) | BinOp::Shr(_) | BinOp::ShlAssign(_) | BinOp::ShrAssign(_)) {
+                if self.is_var(&b.left) {
+                    self.found = type_in(self.vars, &b.right);
+                } else if self.is_var(&b.right) {
+                    self.found = type_in(self.vars, &b.left);
+                }
+            }
+            syn::visit::visit_expr_binary(self, b);
+        }
+        fn visit_expr_assign(&mut self, a: &'ast syn::ExprAssign) {
+            if self.found.is_none() && self.is_var(&a.left) {
+                self.found = type_in(self.vars, &a.right);
+            }
+            syn::visit::visit_expr_assign(self, a);
+        }
+    }
+    let mut uses = Uses { vars, name, found: None };
+    for stmt in stmts {
+        syn::visit::Visit::visit_stmt(&mut uses, stmt);
+    }
+    let returned = || match stmts.last() {
+        Some(Stmt::Expr(e, None)) if uses.is_var(e) => tail,
+        _ => None,
+    };
+    uses.found.or_else(returned)
 }
 
 /// The type of a block's value: its `let`s are in scope for its last expression.
@@ -332,10 +423,10 @@ impl Translator {
             Expr::Path(p) => {
                 let Some(ident) = p.path.get_ident() else { return Err(unsupported(p, "this path")) };
                 let name = ident.to_string();
-                if !self.vars.contains_key(&name) {
-                    return Err(Unsupported { span: ident.span(), message: format!("`{name}` is not a parameter or a `let` of this function") });
+                match self.names.get(&name) {
+                    Some(c) => c.clone(),
+                    None => return Err(Unsupported { span: ident.span(), message: format!("`{name}` is not a parameter or a `let` of this function") }),
                 }
-                format!("v_{name}")
             }
             Expr::Paren(p) => format!("({})", self.expr(&p.expr, want)?),
             Expr::Group(g) => self.expr(&g.expr, want)?,
@@ -346,7 +437,7 @@ impl Translator {
                     UnOp::Not(_) => "~",
                     _ => return Err(unsupported(u, "`*` (dereference)")),
                 };
-                format!("{op}{}", self.expr(&u.expr, want)?)
+                format!("{op}({})", self.expr(&u.expr, want)?)
             }
             Expr::Binary(b) => {
                 let Some(op) = operator(&b.op) else { return Err(unsupported(b, "an assignment used as a value")) };
@@ -361,7 +452,14 @@ impl Translator {
                 };
                 let left = self.expr(&b.left, operand.or(want))?;
                 let right = self.expr(&b.right, operand)?;
-                format!("{left} {op} {right}")
+                // Floats have no `%` in C; the parentheses keep Rust's precedence (C ranks `& ^ |`
+                // below comparisons).
+                if op == "%" && operand.or(want).is_some_and(Scalar::is_float) {
+                    let f = if operand.or(want) == Some(Scalar::F32) { "fmodf" } else { "fmod" };
+                    format!("{f}({left}, {right})")
+                } else {
+                    format!("({left} {op} {right})")
+                }
             }
             Expr::Cast(c) => {
                 let target = match c.ty.as_ref() {
@@ -397,11 +495,11 @@ impl Translator {
     /// `[&]() -> T { ... }()`: a block or `if` with statements, used as a value.
     fn lambda(&mut self, expr: &Expr, want: Option<Scalar>) -> Result<String, Unsupported> {
         let ty = self.type_of(expr).or(want).ok_or_else(|| unsupported(expr, "a block whose type cannot be told"))?;
-        let (saved_text, saved_output) = (std::mem::take(&mut self.text), self.output);
-        self.output = ty;
+        let (saved_text, saved_output, saved_lambda) = (std::mem::take(&mut self.text), self.output, self.in_lambda);
+        (self.output, self.in_lambda) = (ty, true);
         let result = self.returning(expr, 1);
         let body = std::mem::replace(&mut self.text, saved_text);
-        self.output = saved_output;
+        (self.output, self.in_lambda) = (saved_output, saved_lambda);
         result?;
         Ok(format!("[&]() -> {} {{\n{body}}}()", ty.c()))
     }
@@ -593,7 +691,7 @@ mod tests {
         assert_eq!(
             cuda("fn add_ufunc(x: i64, y: i64) -> i64 { x + y }"),
             "__device__ long long f_add_ufunc(long long v_x, long long v_y) {\n\
-             #line 10 \"cell\"\n    return v_x + v_y;\n}\n\n\
+             #line 10 \"cell\"\n    return (v_x + v_y);\n}\n\n\
              extern \"C\" __global__ void add_ufunc_kernel(unsigned long long n, const long long *__restrict__ in0, unsigned long long step0, const long long *__restrict__ in1, unsigned long long step1, long long *__restrict__ out) {\n    \
              for (unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;\n         \
              i += (unsigned long long)blockDim.x * gridDim.x) {\n        out[i] = f_add_ufunc(in0[i * step0], in1[i * step1]);\n    }\n}\n"
@@ -603,21 +701,21 @@ mod tests {
     #[test]
     fn lets_ifs_casts_and_math() {
         let lines = cuda("fn f(x: f32) -> f32 {\n    let y = x;\n    y\n}");
-        assert!(lines.contains("#line 11 \"cell\"\n    float v_y = v_x;\n#line 12 \"cell\"\n    return v_y;"), "{lines}");
+        assert!(lines.contains("#line 11 \"cell\"\n    float v_y_1 = v_x;\n#line 12 \"cell\"\n    return v_y_1;"), "{lines}");
         let text = code(
             "fn f(x: f32, n: i32) -> f32 {\n    let mut y = x * 2.0;\n    y += 1.0;\n    let k = n as f32;\n    \
              if y > 3.0 { y = y.sqrt(); }\n    let z = if n > 0 { y.powi(n) } else { y.tanh() };\n    \
              if z.is_nan() { return 0.0; }\n    z.max(k).abs() / 2.0\n}",
         );
         for expected in [
-            "    float v_y = v_x * 2.0f;\n",
-            "    v_y += 1.0f;\n",
-            "    float v_k = ((float) (v_n));\n",
-            "    if (v_y > 3.0f) {\n",
-            "        v_y = sqrtf(v_y);\n",
-            "    float v_z = (v_n > 0 ? powf(v_y, (float) (v_n)) : tanhf(v_y));\n",
-            "    if (isnan(v_z)) {\n        return 0.0f;\n",
-            "    return fabsf(fmaxf(v_z, v_k)) / 2.0f;\n",
+            "    float v_y_1 = (v_x * 2.0f);\n",
+            "    v_y_1 += 1.0f;\n",
+            "    float v_k_2 = ((float) (v_n));\n",
+            "    if ((v_y_1 > 3.0f)) {\n",
+            "        v_y_1 = sqrtf(v_y_1);\n",
+            "    float v_z_3 = ((v_n > 0) ? powf(v_y_1, (float) (v_n)) : tanhf(v_y_1));\n",
+            "    if (isnan(v_z_3)) {\n        return 0.0f;\n",
+            "    return (fabsf(fmaxf(v_z_3, v_k_2)) / 2.0f);\n",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");
         }
@@ -626,14 +724,14 @@ mod tests {
     #[test]
     fn ifs_with_statements_as_values_and_in_return_position() {
         let text = code("fn g(a: i64, b: i64) -> i64 {\n    let m = if a > b { let d = a - b; d * d } else { 0 };\n    if m > 10 { m } else { -m }\n}");
-        assert!(text.contains("long long v_m = [&]() -> long long {\n"), "{text}");
-        assert!(text.contains("long long v_d = v_a - v_b;"), "{text}");
+        assert!(text.contains("long long v_m_2 = [&]() -> long long {\n"), "{text}");
+        assert!(text.contains("long long v_d_1 = (v_a - v_b);"), "{text}");
         assert!(text.contains("return 0LL;"), "{text}");
-        assert!(text.contains("    if (v_m > 10LL) {\n"), "{text}");
-        assert!(text.contains("        return -v_m;\n"), "{text}");
+        assert!(text.contains("    if ((v_m_2 > 10LL)) {\n"), "{text}");
+        assert!(text.contains("        return -(v_m_2);\n"), "{text}");
         let ints = code("fn h(a: u32, b: bool) -> u32 { if b && a % 2 == 0 { a.pow(3) } else { !a } }");
-        assert!(ints.contains("v_a % 2U == 0U"), "{ints}");
-        assert!(ints.contains("return ~v_a;"), "{ints}");
+        assert!(ints.contains("(v_b && ((v_a % 2U) == 0U))"), "{ints}");
+        assert!(ints.contains("return ~(v_a);"), "{ints}");
         assert!(ints.contains("for (unsigned int e = 3U; e; e >>= 1)"), "{ints}");
     }
 
@@ -659,6 +757,8 @@ mod tests {
             "fn c(x: u64, y: i32) -> f32 { let mut s = (x as f32) / (y as f32); s -= 1.5; s *= 2.0; { let t = s; s = t + (y.abs() as f32); } s }",
             "fn d(x: f32) -> f32 { x.sin().cos().tan().asin().acos().atan().sinh().cosh().tanh().exp2().log2().log10().ceil().round().trunc().copysign(-1.0) }",
             "fn e(x: i64, y: u64) -> u64 { ((x.abs() as u64) << 2 | y >> 1) ^ (y & 7) % 5 }",
+            "fn s(x: f64) -> f64 {\n    let x = x.abs();\n    let mut acc = 0;\n    acc += 3i64;\n    let r = x % 2.0;\n    r * acc as f64\n}",
+            "fn p(x: i64) -> bool { x & 1 == 0 && - -x > 0 }",
         ];
         for source in corpus {
             let item: syn::ItemFn = syn::parse_str(source).unwrap();
@@ -671,9 +771,28 @@ mod tests {
     }
 
     #[test]
+    fn precedence_shadowing_float_remainder_and_integer_lets() {
+        // Rust ranks `&` above `==`; C below: the parentheses keep Rust's meaning.
+        assert!(code("fn is_even(x: i64) -> bool { x & 1 == 0 }").contains("return ((v_x & 1LL) == 0LL);"));
+        // `let x = x.abs();` reads the parameter, then shadows it.
+        let shadow = code("fn f(x: f64) -> f64 {\n    let x = x.abs();\n    let x = x * 2.0;\n    x\n}");
+        assert!(shadow.contains("double v_x_1 = fabs(v_x);\n    double v_x_2 = (v_x_1 * 2.0);\n    return v_x_2;"), "{shadow}");
+        assert!(code("fn r(x: f32) -> f32 { let mut y = x % 2.0; y %= 1.5; y }").contains("v_y_1 = fmodf(v_y_1, 1.5f);"));
+        // An integer `let` takes its type from later uses, or from being the returned value.
+        let acc = code("fn s(x: i64) -> i64 {\n    let mut acc = 0;\n    acc += x * 3;\n    acc\n}");
+        assert!(acc.contains("long long v_acc_1 = 0LL;"), "{acc}");
+        assert!(code("fn t(x: u32) -> u64 {\n    let k = 7;\n    k\n}").contains("unsigned long long v_k_1 = 7ULL;"));
+        let (unknown, line, _) = error("fn u(x: f64) -> bool {\n    let k = 7;\n    x > 1.0\n}");
+        assert!(unknown.contains("the type of `k` is not known here"), "{unknown}");
+        assert_eq!(line, 2);
+        let (inside, _, _) = error("fn v(x: f64) -> f64 {\n    let y = if x > 0.0 { x } else { return 0.0; };\n    y\n}");
+        assert!(inside.contains("`return` inside a block or `if` used as a value"), "{inside}");
+    }
+
+    #[test]
     fn unsupported_constructs_are_named_and_located() {
         for (source, message, line) in [
-            ("fn f(x: i64) -> i64 {\n    let mut s = 0;\n    for i in 0..x { s += i; }\n    s\n}", "a `for` loop", 3),
+            ("fn f(x: i64) -> i64 {\n    let mut s: i64 = 0;\n    for i in 0..x { s += i; }\n    s\n}", "a `for` loop", 3),
             ("fn f(x: f64) -> f64 {\n    helper(x)\n}", "a function call", 2),
             ("fn f(x: f64) -> f64 {\n    println!(\"{}\", x);\n    x\n}", "a macro", 2),
             ("fn f(x: f64) -> f64 {\n    x.sin_cos().0\n}", "a field", 2),

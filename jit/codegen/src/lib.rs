@@ -23,8 +23,8 @@ pub use vectorize::Target;
 pub struct JitFn {
     pub name: String,
     pub parallel: bool,
-    /// The function as it goes into its crate: the `#[jit]` attribute blanked, `pub` in front
-    /// of `fn`, the parallel rewrite applied. Same lines as in the cell.
+    /// The function as it goes into its crate: the `#[jit]` attribute blanked, the parallel
+    /// rewrite applied. Same lines as in the cell.
     pub source: String,
     /// 1-based cell line of the function's first character.
     pub line: usize,
@@ -232,7 +232,9 @@ pub fn split(cell: &str) -> Result<SplitCell, CodegenError> {
             i = end + 1;
         }
         let mut rest = cell.to_string();
-        for (from, to) in blank {
+        // Last first: blanking may change a function's byte length (non-ASCII text), which
+        // would move the ranges after it.
+        for (from, to) in blank.into_iter().rev() {
             let blanked: String = cell[from..to].chars().map(|c| if c == '\n' { '\n' } else { ' ' }).collect();
             rest.replace_range(from..to, &blanked);
         }
@@ -341,25 +343,7 @@ fn jit_fn(text: &str, attribute: std::ops::Range<usize>, at: Position, kind: Kin
     let mut references = BTreeSet::new();
     collect_references(&item.block, &mut references);
     let lines = Lines::new(&source);
-    let mut edits = if parallel { parallel::rewrite(&item, &lines).map_err(|(span, m)| CodegenError::at(span, at, m))? } else { Vec::new() };
-    // Public, so that cells can call it from the crate it is compiled in.
-    match &item.vis {
-        syn::Visibility::Inherited => {
-            let first = item
-                .sig
-                .constness
-                .map(|t| t.span)
-                .or(item.sig.asyncness.map(|t| t.span))
-                .or(item.sig.unsafety.map(|t| t.span))
-                .or(item.sig.abi.as_ref().map(|a| a.extern_token.span))
-                .unwrap_or(item.sig.fn_token.span);
-            edits.push(Edit::insert(lines.start_of(first), 0, "pub "));
-        }
-        vis => {
-            let span = syn::spanned::Spanned::span(vis);
-            edits.push(Edit { at: lines.start_of(span), end: lines.end_of(span), order: 0, text: "pub".into() });
-        }
-    }
+    let edits = if parallel { parallel::rewrite(&item, &lines).map_err(|(span, m)| CodegenError::at(span, at, m))? } else { Vec::new() };
     Ok(JitFn { name, parallel, source: apply(&source, edits), line: at.line, column: at.column, references, signature, vectorize })
 }
 
@@ -373,9 +357,9 @@ fn signature(sig: &syn::Signature, source: &str, at: Position) -> Result<Signatu
     for input in &sig.inputs {
         match input {
             syn::FnArg::Typed(pat) => {
-                if matches!(pat.ty.as_ref(), syn::Type::ImplTrait(_)) {
-                    return Err(CodegenError::at(syn::spanned::Spanned::span(&pat.ty), at, "a #[jit] function cannot take `impl Trait`")
-                        .help("it is compiled once, before it is called: write the concrete type"));
+                if let Some(span) = impl_trait(&pat.ty) {
+                    return Err(CodegenError::at(span, at, "a #[jit] function cannot take `impl Trait`")
+                        .help("it is compiled once, before it is called: write the concrete type (`&dyn Fn(f64) -> f64` for a function)"));
                 }
                 params.push(text(&pat.ty));
             }
@@ -385,9 +369,28 @@ fn signature(sig: &syn::Signature, source: &str, at: Position) -> Result<Signatu
     let generics = if sig.generics.params.is_empty() { String::new() } else { format!("<{}>", text(&sig.generics.params)) };
     let output = match &sig.output {
         syn::ReturnType::Default => String::new(),
-        syn::ReturnType::Type(_, ty) => format!("-> {}", text(ty)),
+        syn::ReturnType::Type(_, ty) => {
+            if let Some(span) = impl_trait(ty) {
+                return Err(CodegenError::at(span, at, "a #[jit] function cannot return `impl Trait`")
+                    .help("cells call it across a library boundary: return a concrete type (e.g. `Vec<f64>`, `Array1<f64>`)"));
+            }
+            format!("-> {}", text(ty))
+        }
     };
     Ok(Signature { unsafety: sig.unsafety.is_some(), generics, params, output })
+}
+
+/// Where `ty` has an `impl Trait`, at any depth.
+fn impl_trait(ty: &syn::Type) -> Option<Span> {
+    struct Find(Option<Span>);
+    impl<'ast> syn::visit::Visit<'ast> for Find {
+        fn visit_type_impl_trait(&mut self, t: &'ast syn::TypeImplTrait) {
+            self.0.get_or_insert(syn::spanned::Spanned::span(t));
+        }
+    }
+    let mut find = Find(None);
+    syn::visit::Visit::visit_type(&mut find, ty);
+    find.0
 }
 
 fn collect_references(block: &syn::Block, out: &mut BTreeSet<String>) {
@@ -398,6 +401,22 @@ fn collect_references(block: &syn::Block, out: &mut BTreeSet<String>) {
                 self.0.insert(first.ident.to_string());
             }
             syn::visit::visit_path(self, path);
+        }
+        // Macro arguments are tokens to syn: every identifier in them may be a call.
+        fn visit_macro(&mut self, mac: &'ast syn::Macro) {
+            fn idents(tokens: proc_macro2::TokenStream, out: &mut BTreeSet<String>) {
+                for tree in tokens {
+                    match tree {
+                        TokenTree::Ident(i) => {
+                            out.insert(i.to_string());
+                        }
+                        TokenTree::Group(g) => idents(g.stream(), out),
+                        _ => {}
+                    }
+                }
+            }
+            idents(mac.tokens.clone(), self.0);
+            syn::visit::visit_macro(self, mac);
         }
     }
     syn::visit::Visit::visit_block(&mut Paths(out), block);
@@ -446,6 +465,31 @@ pub fn use_root(item: &str) -> Option<String> {
     (!root.is_empty()).then_some(root)
 }
 
+/// The names a `use` item brings into scope (`*` plus the path for a glob).
+pub fn use_names(item: &str) -> BTreeSet<String> {
+    fn walk(tree: &syn::UseTree, prefix: String, out: &mut BTreeSet<String>) {
+        match tree {
+            syn::UseTree::Path(p) => walk(&p.tree, format!("{prefix}{}::", p.ident), out),
+            syn::UseTree::Name(n) => {
+                out.insert(n.ident.to_string());
+            }
+            syn::UseTree::Rename(r) => {
+                out.insert(r.rename.to_string());
+            }
+            syn::UseTree::Glob(_) => {
+                out.insert(format!("{prefix}*"));
+            }
+            syn::UseTree::Group(g) => g.items.iter().for_each(|t| walk(t, prefix.clone(), out)),
+        }
+    }
+    let mut out = BTreeSet::new();
+    if let Ok(item) = syn::parse_str::<syn::ItemUse>(item) {
+        walk(&item.tree, String::new(), &mut out);
+    }
+    proc_macro2::extra::invalidate_current_thread_spans();
+    out
+}
+
 /// The crates a `#[jit]` function may use, besides other jit functions (the nopython rule).
 pub const ALLOWED_ROOTS: [&str; 6] = ["std", "core", "alloc", "ndarray", "rayon", "jit"];
 
@@ -471,10 +515,9 @@ impl CrateSource {
 pub fn crate_source(function: &JitFn, krate: &str, deps: &[&JitFn], uses: &[String]) -> CrateSource {
     let mut text = String::from("#![allow(unused_imports, dead_code)]\nuse jit::prelude::*; use jit::{ndarray, rayon};\n");
     for item in uses.iter().filter(|u| use_root(u).is_some_and(|r| ALLOWED_ROOTS.contains(&r.as_str()))) {
-        text.push_str(&item.replace('\n', " "));
-        text.push(' ');
+        text.push_str(item);
+        text.push('\n');
     }
-    text.push('\n');
     let first_line = text.lines().count() + 1;
     text.push_str(&" ".repeat(function.column));
     text.push_str(&function.source);
@@ -499,11 +542,15 @@ mod tests {
         assert_eq!(split.functions.len(), 1);
         let f = &split.functions[0];
         assert_eq!((f.name.as_str(), f.parallel, f.line, f.column), ("a_plus_tr_tanh_a", false, 3, 0));
-        assert!(f.source.starts_with("      \npub fn a_plus_tr_tanh_a"), "{}", f.source);
+        assert!(f.source.starts_with("      \nfn a_plus_tr_tanh_a"), "{}", f.source);
         assert!(f.source.contains("    a + trace\n}"));
         assert_eq!(split.rest.lines().count(), LESSON.lines().count());
         assert!(split.rest.starts_with("use std::f64::consts::PI;\nlet n = 3;\n"));
         assert!(split.rest.ends_with("\nn + 1"));
+        // Blanking keeps byte ranges right after a function with non-ASCII text.
+        let two = super::split("#[jit] fn c(x: f64) -> f64 { x /* °F */ }\n#[jit] fn d() {}\nd()").unwrap();
+        assert_eq!(two.functions.len(), 2);
+        assert!(two.rest.trim() == "d()", "{:?}", two.rest);
         assert!(!split.rest.contains("fn"));
         assert!(!split.rest_is_empty());
         assert!(crate::split("// the lesson's function\n#[jit]\nfn f() {}\n").unwrap().rest_is_empty());
@@ -518,7 +565,7 @@ mod tests {
         assert!(f.parallel);
         assert_eq!(f.line, 1);
         assert!(f.source.contains("#[inline]"));
-        assert!(f.source.contains("pub fn f(x: f64)"), "{}", f.source);
+        assert!(f.source.contains("pub(crate) fn f(x: f64)"), "{}", f.source);
         assert!(split.rest.trim().is_empty());
     }
 
@@ -555,8 +602,8 @@ mod tests {
         let g = split_cell_fn("#[jit] fn g(x: f64) -> f64 { x }");
         let source = crate_source(f, "jit_f_00", &[&g], &uses);
         let line = source.text.lines().nth(source.first_line - 1).unwrap();
-        assert_eq!(line.find("pub fn f"), Some(cell.lines().nth(1).unwrap().find("fn f").unwrap()));
-        assert!(source.text.contains("pub fn g(x: f64) -> f64 { x }"));
+        assert_eq!(line.find("fn f"), Some(cell.lines().nth(1).unwrap().find("fn f").unwrap()));
+        assert!(source.text.contains("fn g(x: f64) -> f64 { x }"));
         assert!(source.text.contains("#[no_mangle]\npub fn __jit_f_00(__jit_0: f64) -> f64 { f(__jit_0) }"), "{}", source.text);
         assert!(source.text.contains("use std::f64::consts::PI;"));
         assert!(!source.text.contains("my_crate"));
@@ -584,6 +631,10 @@ mod tests {
         let unit = split_cell_fn("#[jit] unsafe fn touch() {}");
         assert!(unit.cell_wrapper("k").starts_with("#[allow(dead_code)]\nunsafe fn touch() { #[link(name = \"k\")] unsafe extern \"C\" {} unsafe extern \"Rust\" { fn __k(); } unsafe { __k() } }"));
         assert!(split("#[jit] fn f(x: impl Copy) {}").unwrap_err().message.contains("impl Trait"));
+        assert!(split("#[jit] fn f(g: &impl Fn(f64) -> f64) {}").unwrap_err().message.contains("impl Trait"));
+        assert!(split("#[jit] fn f() -> impl Iterator<Item = f64> { [1.0].into_iter() }").unwrap_err().message.contains("return `impl Trait`"));
+        let with_macro = split_cell_fn("#[jit] fn f(x: f64) { println!(\"{}\", helper(x)); }");
+        assert!(with_macro.references.contains("helper"));
         assert!(split("#[jit] async fn f() {}").unwrap_err().message.contains("async"));
     }
 

@@ -188,9 +188,11 @@ impl Body {
 }
 
 impl<'ast> Visit<'ast> for Body {
-    fn visit_local(&mut self, local: &'ast syn::Local) {
-        self.bind(&local.pat);
-        visit::visit_local(self, local);
+    // Every name the body binds (`let`, closure parameters, `if let`, `match` arms, loops) is
+    // its own, not a reduction variable.
+    fn visit_pat_ident(&mut self, p: &'ast syn::PatIdent) {
+        self.bound.insert(p.ident.to_string());
+        visit::visit_pat_ident(self, p);
     }
 
     fn visit_expr_binary(&mut self, e: &'ast syn::ExprBinary) {
@@ -298,6 +300,8 @@ mod tests {
         assert!(s.contains("} (p, t, ) }, |__jit_a, __jit_b| (__jit_a.0 * __jit_b.0, __jit_a.1 + __jit_b.1, )); p = p * __jit_r.0; t = t + __jit_r.1; }"), "{s}");
         // `x` is the body's own variable, not a reduction.
         assert!(!s.contains("(&x)"));
+        let closures = rewritten("let mut t = 0.0;\nfor i in prange(0..3) {\n  t += a.row(i).iter().fold(0.0, |mut acc, x| { acc += x; acc });\n}\nt");
+        assert!(closures.contains("(t, )") && !closures.contains("(&acc)"), "{closures}");
     }
 
     #[test]
