@@ -622,7 +622,19 @@ impl EvcxrBackend {
             }
             Err(EvcxrError::CompilationErrors(errors)) => {
                 let diagnostics: Vec<Diagnostic> = errors.iter().map(|e| diagnostic(e, prefix_lines)).collect();
-                Err(diagnostics::compile_error(&diagnostics, code))
+                let in_cell = diagnostics.iter().any(|d| d.labels.iter().any(|(span, _)| span.is_some()));
+                let mut error = diagnostics::compile_error(&diagnostics, code);
+                if !in_cell && !self.pending_glue.is_empty() {
+                    // Only the code in front of the cell failed: a jit function's wrapper that does
+                    // not compile here. Dropped, or it would fail every later cell.
+                    self.pending_glue.clear();
+                    error.evalue = format!(
+                        "a #[jit] function compiled, but cells cannot call it ({}); define it again with a signature \
+                         that uses only std and ndarray types",
+                        error.evalue
+                    );
+                }
+                Err(error)
             }
             Err(EvcxrError::SubprocessTerminated(message)) => {
                 tracing::warn!(%message, "user process ended");

@@ -227,6 +227,8 @@ impl Translator {
                     Some(ty) => ty,
                     None if is_float => Scalar::F64,
                     None => {
+                        // What the value is made of is the first thing to report.
+                        self.expr(&init.expr, None)?;
                         return Err(Unsupported {
                             span: local.pat.span(),
                             message: format!("the type of `{name}` is not known here: write it, e.g. `let {name}: i64 = ...`"),
