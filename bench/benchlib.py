@@ -2,6 +2,7 @@
 running a cell while collecting its result, its stdout and its round trip."""
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import subprocess
@@ -32,6 +33,23 @@ def machine() -> str:
     rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
     mold = "mold" if subprocess.run(["which", "mold"], capture_output=True).returncode == 0 else "system linker"
     return f"{os.cpu_count()} cores, {cpu}, {mem:.0f} GiB, {platform.system()} {platform.release()}; {rustc}; {mold}"
+
+
+@contextlib.contextmanager
+def kernel(name: str = "rust-jit"):
+    """A started kernel, `(manager, client)`, shut down afterwards."""
+    from jupyter_client.manager import KernelManager
+
+    km = KernelManager(kernel_name=name)
+    km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=120)
+        yield km, kc
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=False)
 
 
 class Cell:

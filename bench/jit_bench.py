@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-from benchlib import ROOT, fresh_install, machine, run
+from benchlib import ROOT, fresh_install, kernel, machine, run
 
 BASELINE = ROOT.parent / "shared/lesson/numba_baseline.py"
 
@@ -55,16 +55,9 @@ def timeit(kc, expr: str) -> float:
 
 
 def rust() -> dict:
-    from jupyter_client.manager import KernelManager
-
-    km = KernelManager(kernel_name="rust-jit")
-    started = time.perf_counter()
-    km.start_kernel()
-    kc = km.client()
-    kc.start_channels()
-    kc.wait_for_ready(timeout=120)
     out: dict = {}
-    try:
+    started = time.perf_counter()
+    with kernel() as (km, kc):
         cell = run(kc, ARRAYS.splitlines()[0])
         out["ndarray first, since start"] = time.perf_counter() - started
         out["ndarray first, round trip"] = cell.seconds
@@ -96,9 +89,6 @@ def rust() -> dict:
             assert "from the cache" in cell.stdout, cell.stdout
             cached.append(cell.seconds)
         out["cached"] = statistics.median(cached)
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=False)
     return out
 
 

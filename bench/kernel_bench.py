@@ -10,11 +10,9 @@ import statistics
 import sys
 import time
 
-from benchlib import fresh_install, machine
+from benchlib import fresh_install, kernel, machine
 
 fresh_install("kernel-bench")
-
-from jupyter_client.manager import KernelManager  # noqa: E402
 
 
 def rss_mib(pid: int) -> float:
@@ -48,19 +46,13 @@ def execute(kc, code: str, timeout: float = 120) -> float:
 
 
 def bench(kernel_name: str, rounds: int = 20) -> dict:
-    km = KernelManager(kernel_name=kernel_name)
     t0 = time.perf_counter()
-    km.start_kernel()
-    kc = km.client()
-    kc.start_channels()
-    kc.wait_for_ready(timeout=120)
-    execute(kc, "1 + 1")
-    first_result = time.perf_counter() - t0
-    pid = km.provisioner.pid if hasattr(km.provisioner, "pid") else km.kernel.pid
-    rss = rss_mib(pid)
-    times = [execute(kc, "1 + 1") for _ in range(rounds)]
-    kc.stop_channels()
-    km.shutdown_kernel(now=False)
+    with kernel(kernel_name) as (km, kc):
+        execute(kc, "1 + 1")
+        first_result = time.perf_counter() - t0
+        pid = km.provisioner.pid if hasattr(km.provisioner, "pid") else km.kernel.pid
+        rss = rss_mib(pid)
+        times = [execute(kc, "1 + 1") for _ in range(rounds)]
     return {
         "kernel": kernel_name,
         "first": first_result,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import subprocess
 
-from benchlib import ROOT, fresh_install, machine, run as run_cell
+from benchlib import ROOT, fresh_install, kernel, machine, run as run_cell
 
 CRATE = ROOT / "bench/lesson_fn"
 cache = fresh_install("magics-bench")
@@ -23,8 +23,6 @@ session = next((cache / "sessions").glob("[0-9]*/"))
     '[profile.dev.package."*"]\nopt-level = 3\ndebug-assertions = false\noverflow-checks = false\n'
 )
 
-from jupyter_client.manager import start_new_kernel  # noqa: E402
-
 
 def run(kc, code: str) -> str | None:
     return run_cell(kc, code).result
@@ -32,8 +30,7 @@ def run(kc, code: str) -> str | None:
 
 def main() -> None:
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=CRATE, check=True)
-    km, kc = start_new_kernel(kernel_name="rust-jit", startup_timeout=120)
-    try:
+    with kernel() as (_, kc):
         print(f"Machine: {machine()}")
         print()
         print("| `%timeit` of | ns per loop |")
@@ -53,10 +50,6 @@ def main() -> None:
             out = subprocess.run([str(CRATE / "target/release/handtimed"), str(n)], capture_output=True, text=True, check=True)
             standalone_s = float(out.stdout.split()[0])
             print(f"| {n}x{n} | {kernel_s*1e6:.2f} µs | {standalone_s*1e6:.2f} µs | {kernel_s/standalone_s:.3f} |")
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=False)
-
 
 if __name__ == "__main__":
     main()

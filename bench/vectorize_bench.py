@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from benchlib import fresh_install, machine, run
+from benchlib import fresh_install, kernel, machine, run
 
 CELLS = """#[vectorize]
 fn add_ufunc(x: i64, y: i64) -> i64 { x + y }
@@ -36,11 +36,8 @@ let b = Array1::from_shape_fn(n, |i| (2 * i) as i64);"""
 
 def main() -> None:
     fresh_install("vectorize-bench")
-    from jupyter_client.manager import start_new_kernel
-
     print(f"Machine: {machine()}; {time.strftime('%Y-%m-%d')}\n")
-    km, kc = start_new_kernel(kernel_name="rust-jit", startup_timeout=120)
-    try:
+    with kernel() as (_, kc):
         run(kc, "%env RAYON_NUM_THREADS=2")
         run(kc, CELLS)
         assert run(kc, "add_ufunc(&a, &b) == hand_add(&a, &b) && add_ufunc_par(&a, &b) == hand_add_par(&a, &b)").result == "true"
@@ -53,10 +50,6 @@ def main() -> None:
         for target, ufunc, hand in [("cpu", "add_ufunc", "hand_add"), ("parallel (2 threads)", "add_ufunc_par", "hand_add_par")]:
             u, h = times[ufunc], times[hand]
             print(f"| {target} | {u * 1e3:.2f} ms | {h * 1e3:.2f} ms | {u / h:.2f}x | <= 1.1x |")
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=False)
-
 
 if __name__ == "__main__":
     main()

@@ -281,8 +281,8 @@ impl<T: ::std::fmt::Debug + ?Sized> EvcxrDebugDisplay for T {
 "#;
 
 /// The runtime's prelude (ndarray's, `prange`, `num_threads`) and the crates it re-exports.
-/// The runtime is a dependency from the start (see [`session_manifest`]), but these imports go
-/// in front of the first cell that uses one of their names ([`jit::uses_runtime`]): once they
+/// These imports, and the runtime as a dependency ([`session_manifest`]), go in front of the
+/// first cell that uses one of their names ([`jit::uses_runtime`]) or a jit function: once they
 /// are there, rust-analyzer reads ndarray for every cell (about 0.4 s the first time and 20 ms
 /// a cell after), which sessions without arrays need not pay.
 const RUNTIME_PRELUDE: &str = "#[allow(unused_imports)]\nuse jit::prelude::*;\n#[allow(unused_imports)]\nuse jit::{ndarray, rayon};\n";
@@ -350,7 +350,6 @@ pub struct EvcxrBackend {
     host: Option<HostStderr>,
     state: Arc<RunState>,
     jit: JitCompiler,
-    /// `:dep` of the session's runtime (in the prelude).
     /// Items that make jit functions compiled since the last successful compile callable;
     /// they go in front of the next cell evcxr compiles.
     pending_glue: String,
@@ -648,7 +647,6 @@ impl EvcxrBackend {
             Err(other) => Err(CellError::new("Error", other.to_string().trim().to_string())),
         }
     }
-
 }
 
 impl Backend for EvcxrBackend {

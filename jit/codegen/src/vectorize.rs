@@ -223,7 +223,7 @@ pub fn scalar_signature(item: &syn::ItemFn) -> Result<(Vec<(String, Scalar)>, Sc
 
 #[cfg(test)]
 mod tests {
-    use crate::{split, Kind};
+    use crate::split;
 
     use super::*;
 
@@ -235,7 +235,6 @@ mod tests {
         assert_eq!(parse("target = \"cuda\""), Ok(Target::Cuda));
         assert!(parse("target = \"gpu\"").unwrap_err().contains("unknown target \"gpu\""));
         assert!(parse("nopython").unwrap_err().contains("unknown #[vectorize] option"));
-        let _ = Kind::Vectorize(Target::Cpu);
     }
 
     #[test]

@@ -31,14 +31,12 @@ where
     }
 }
 
-impl<S: Data, D: Dimension> Arg for &ArrayBase<S, D>
-where
-    S::Elem: Copy,
-{
-    type Elem = S::Elem;
-    type Dim = D;
-    fn view(&self) -> ArrayView<'_, S::Elem, D> {
-        ndarray::ArrayRef::view(self)
+/// By reference too.
+impl<T: Arg> Arg for &T {
+    type Elem = T::Elem;
+    type Dim = T::Dim;
+    fn view(&self) -> ArrayView<'_, T::Elem, T::Dim> {
+        T::view(self)
     }
 }
 
