@@ -1,8 +1,23 @@
 """`#[vectorize]` in the real kernel: cpu and parallel targets against plain loops, broadcasting,
-errors. (The CUDA translation is tested in jit/codegen; the GPU launch is not there yet.)"""
+errors; `target = "cuda"` with and without a GPU. (The CUDA translation is tested in jit/codegen,
+the launch path on a GPU also by kernel/tests/gpu.rs.)"""
 from __future__ import annotations
 
+import ctypes.util
+import os
+
+import pytest
+
 from conftest import stream_text
+
+
+def gpu_reason() -> str | None:
+    """Why there is no GPU here, or None when there is one."""
+    if not ctypes.util.find_library("cuda"):
+        return "no libcuda (NVIDIA driver) on this machine"
+    if not os.path.exists("/dev/nvidia0") and not os.path.exists("/dev/nvidiactl"):
+        return "libcuda but no /dev/nvidia* device"
+    return None
 
 UFUNCS = """#[vectorize]
 fn clipped_sum(x: f64, y: f64) -> f64 {
@@ -69,3 +84,42 @@ def test_shapes_that_do_not_broadcast_and_bad_signatures(kernel):
         assert reply["content"]["status"] == "error", code
         assert message in reply["content"]["evalue"], (code, reply["content"]["evalue"])
     assert kernel.result("kept_v") == "3"
+
+
+ADD_UFUNC = """#[vectorize(target = "cuda")]
+fn add_ufunc(x: i64, y: i64) -> i64 {
+    x + y
+}"""
+
+
+def test_cuda_without_a_gpu_is_a_clear_error_and_keeps_variables(kernel):
+    if gpu_reason() is None:
+        pytest.skip("this machine has a GPU: test_cuda_on_the_gpu covers it")
+    msgs = kernel.ok(ADD_UFUNC + "\nlet kept_a = Array1::from_iter(0..10i64);")
+    text = stream_text(msgs)
+    # NVRTC (from the test environment) still compiles the kernel, to PTX.
+    assert "cuda: NVRTC compiled add_ufunc for PTX (no GPU here)" in text or "cuda: add_ufunc for PTX (no GPU here) from the cache" in text, text
+    for call in ["add_ufunc(&kept_a, &kept_a)", "to_device(&kept_a)"]:
+        reply, _ = kernel.run(call)
+        content = reply["content"]
+        assert content["status"] == "error" and content["ename"] == "CudaError", content
+        assert content["evalue"].startswith("CUDA is not available: libcuda.so (the NVIDIA driver) was not found"), content
+        assert 'use target = \"cpu\" or \"parallel\"' in content["evalue"] or 'use target = "cpu" or "parallel"' in content["evalue"], content
+    assert kernel.result("kept_a.sum()") == "45"
+    # A notebook can ask first instead of failing.
+    assert kernel.result("cuda::is_available()") == "false"
+    assert kernel.result('match cuda::device() { Ok(_) => "gpu".to_string(), Err(why) => why }').startswith('"CUDA is not available')
+
+
+def test_cuda_on_the_gpu(kernel):
+    reason = gpu_reason()
+    if reason:
+        pytest.skip(f"no GPU: {reason}")
+    kernel.ok(ADD_UFUNC)
+    kernel.ok("let a = Array1::from_iter(0..1_000_000i64);\nlet b = &a * 2;")
+    assert kernel.result("add_ufunc(&a, &b) == &a + &b") == "true"
+    kernel.ok("let (da, db) = (to_device(&a), to_device(&b));\nlet dc = add_ufunc(&da, &db);")
+    assert kernel.result("dc.to_host() == &a * 3") == "true"
+    assert kernel.result("add_ufunc(&dc, 1i64).to_host()[10]") == "31"
+    msgs = kernel.ok("%timeit add_ufunc(&da, &db)")
+    assert "per loop" in stream_text(msgs)

@@ -287,6 +287,9 @@ impl<T: ::std::fmt::Debug + ?Sized> EvcxrDebugDisplay for T {
 /// a cell after), which sessions without arrays need not pay.
 const RUNTIME_PRELUDE: &str = "#[allow(unused_imports)]\nuse jit::prelude::*;\n#[allow(unused_imports)]\nuse jit::{ndarray, rayon};\n";
 
+/// Error names the runtime panics with (`Name: message`), shown as the error's name.
+const RUNTIME_ERRORS: [&str; 1] = ["CudaError"];
+
 /// Installed in the user process (and again after it restarts): a panic on the cell's thread
 /// is reported on stdout as one `RJK_PANIC location<TAB>message` line, which arrives in order
 /// with the cell's output; panics on other threads print as Rust prints them.
@@ -441,13 +444,18 @@ impl EvcxrBackend {
     fn panic_error(&self, panic: Panic, code: &str) -> CellError {
         let line = self.cell_line_of(&panic.location, code);
         let at = line.map(|l| format!("cell line {l}")).unwrap_or_else(|| panic.location.clone());
-        let evalue = format!("{} (at {at})", panic.message);
+        // The runtime's own errors (e.g. `CudaError: CUDA is not available: ...`) keep their name.
+        let (ename, message) = match panic.message.split_once(": ") {
+            Some((name, rest)) if RUNTIME_ERRORS.contains(&name) => (name.to_string(), rest.to_string()),
+            _ => ("panic".to_string(), panic.message.clone()),
+        };
+        let evalue = format!("{message} (at {at})");
         let traceback = vec![
-            format!("\x1b[1;31mpanic\x1b[0m at {at}:"),
-            panic.message.clone(),
+            format!("\x1b[1;31m{ename}\x1b[0m at {at}:"),
+            message,
             "Variables defined before this cell are kept; those the cell defined are not.".to_string(),
         ];
-        CellError { ename: "panic".to_string(), evalue, traceback }
+        CellError { ename, evalue, traceback }
     }
 
     /// Maps `src/lib.rs:LINE:COL` in evcxr's generated crate to a line of the cell (a panic in

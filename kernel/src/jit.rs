@@ -43,8 +43,9 @@ const FLAGS: [&str; 10] = [
 const RUNTIME_TARGET_TUNING: &str = "-Ctarget-feature=+prefer-256-bit";
 
 /// The runtime's sources, written to the cache for evcxr's cargo to build as a path dependency.
-const RUNTIME_FILES: [(&str, &str); 6] = [
+const RUNTIME_FILES: [(&str, &str); 7] = [
     ("Cargo.toml", include_str!("../../jit/runtime/Cargo.toml")),
+    ("src/cuda.rs", include_str!("../../jit/runtime/src/cuda.rs")),
     ("src/lib.rs", include_str!("../../jit/runtime/src/lib.rs")),
     ("src/ops.rs", include_str!("../../jit/runtime/src/ops.rs")),
     ("src/par.rs", include_str!("../../jit/runtime/src/par.rs")),
@@ -80,14 +81,20 @@ pub struct Compiled {
     pub wrapper: String,
     /// Seconds rustc took; `None` when it came from the cache.
     pub seconds: Option<f64>,
+    /// `#[vectorize(target = "cuda")]`: what NVRTC did (see [`crate::cuda::Image::report`]).
+    pub device: Option<String>,
 }
 
 impl Compiled {
     /// The line the cell prints.
     pub fn report(&self) -> String {
-        match self.seconds {
+        let line = match self.seconds {
             Some(s) => format!("jit: compiled {} in {s:.2} s", self.name),
             None => format!("jit: {} from the cache", self.name),
+        };
+        match &self.device {
+            Some(device) => format!("{device}\n{line}"),
+            None => line,
         }
     }
 
@@ -95,6 +102,7 @@ impl Compiled {
 
 /// The session's jit functions and how to compile more.
 pub struct JitCompiler {
+    cache: PathBuf,
     rustc: PathBuf,
     host: String,
     /// Where compiled crates go (and where cells look for them).
@@ -121,6 +129,7 @@ impl JitCompiler {
         let tool = |name: &str| if bin.join(name).exists() { bin.join(name) } else { PathBuf::from(name) };
         let hash = runtime_src.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         JitCompiler {
+            cache: cache.to_path_buf(),
             rustc: tool("rustc"),
             cargo: tool("cargo"),
             host: host.to_string(),
@@ -198,6 +207,20 @@ impl JitCompiler {
     /// cell has compiled).
     pub fn compile(&mut self, function: &JitFn, cell: &str, cell_uses: &[String], known: &dyn Fn(&str) -> bool) -> Result<Compiled, CellError> {
         let runtime = self.runtime_rlib()?;
+        // A cuda ufunc's kernel first: its crate embeds the image.
+        let mut function = function.clone();
+        let mut device = None;
+        if let Some(ufunc) = function.vectorize.as_mut() {
+            if let Some(cuda) = &ufunc.cuda {
+                let image = crate::cuda::build(cuda, cell, &self.cache)?;
+                device = Some(image.report(&function.name));
+                ufunc.device_image = Some(match image {
+                    crate::cuda::Image::Ready { path, .. } => Ok(path.display().to_string()),
+                    crate::cuda::Image::Unavailable(why) => Err(why),
+                });
+            }
+        }
+        let function = &function;
         let deps = self.dependencies(function);
         let uses = merged_uses(&self.uses, cell_uses);
         let draft = jit_codegen::crate_source(function, "KRATE", &deps, &uses);
@@ -206,7 +229,7 @@ impl JitCompiler {
         let krate = format!("jit_{ascii}_{:016x}", self.key(&draft.text, &runtime));
         let source = jit_codegen::crate_source(function, &krate, &deps, &uses);
         let library = self.lib_dir.join(format!("lib{krate}.so"));
-        let mut compiled = Compiled { name: function.name.clone(), wrapper: function.cell_wrapper(&krate), seconds: None };
+        let mut compiled = Compiled { name: function.name.clone(), wrapper: function.cell_wrapper(&krate), seconds: None, device };
         if !library.exists() {
             let started = Instant::now();
             self.rustc(&krate, &source, &runtime, &library).map_err(|stderr| self.error(&stderr, &krate, function, &source, cell, known))?;
@@ -314,7 +337,8 @@ const RUNTIME_NAMES: &[&str] = &[
     "ArrayView6", "ArrayViewD", "ArrayViewMut0", "ArrayViewMut1", "ArrayViewMut2", "ArrayViewMut3", "ArrayViewMut4",
     "ArrayViewMut5", "ArrayViewMut6", "ArrayViewMutD", "Ix0", "Ix1", "Ix2", "Ix3", "Ix4", "Ix5", "Ix6", "IxDyn",
     "arr0", "arr1", "arr2", "aview0", "aview1", "aview2", "aview_mut1", "array", "azip", "s", "ShapeBuilder",
-    "NewAxis", "AsArray", "NdFloat", "prange", "num_threads", "ndarray", "rayon", "jit",
+    "NewAxis", "AsArray", "NdFloat", "prange", "num_threads", "ndarray", "rayon", "jit", "cuda", "to_device",
+    "DeviceArray",
 ];
 
 /// Whether `code` names something from the runtime's prelude (words in strings and comments
@@ -520,9 +544,11 @@ mod tests {
 
     #[test]
     fn report() {
-        let c = Compiled { name: "f".into(), wrapper: String::new(), seconds: Some(1.234) };
+        let c = Compiled { name: "f".into(), wrapper: String::new(), seconds: Some(1.234), device: None };
         assert_eq!(c.report(), "jit: compiled f in 1.23 s");
         let cached = Compiled { seconds: None, ..c };
         assert_eq!(cached.report(), "jit: f from the cache");
+        let gpu = Compiled { device: Some("cuda: f for sm_90 from the cache".into()), ..cached };
+        assert_eq!(gpu.report(), "cuda: f for sm_90 from the cache\njit: f from the cache");
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod backend;
 pub mod cell;
+pub mod cuda;
 pub mod diagnostics;
 pub mod dispatch;
 pub mod evcxr_backend;

@@ -65,6 +65,7 @@ fn main() -> ExitCode {
     // rustc wrapper); in those roles this call never returns.
     evcxr::runtime_hook();
     rust_jit_kernel::pool::keep();
+    rust_jit_kernel::cuda::keep();
 
     let cli = Cli::parse();
     let result = match (&cli.command, &cli.connection_file) {

@@ -337,7 +337,7 @@ fn jit_fn(text: &str, attribute: std::ops::Range<usize>, at: Position, kind: Kin
     let name = item.sig.ident.to_string();
     let signature = signature(&item.sig, &source, at)?;
     let vectorize = match kind {
-        Kind::Vectorize(target) => Some(vectorize::Ufunc::new(&item, target).map_err(|e| CodegenError::at(e.span, at, e.message))?),
+        Kind::Vectorize(target) => Some(vectorize::Ufunc::new(&item, target, at.line).map_err(|e| CodegenError::at(e.span, at, e.message))?),
         Kind::Jit { .. } => None,
     };
     let mut references = BTreeSet::new();

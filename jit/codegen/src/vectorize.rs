@@ -12,7 +12,7 @@ use proc_macro2::{Span, TokenStream, TokenTree};
 use syn::spanned::Spanned;
 use syn::Pat;
 
-use crate::cuda::{unsupported, Unsupported};
+use crate::cuda::{unsupported, CudaSource, Unsupported};
 
 /// Where a vectorized function runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,10 +54,16 @@ pub struct Ufunc {
     pub target: Target,
     pub params: Vec<Scalar>,
     pub output: Scalar,
+    /// `target = "cuda"`: the body in CUDA C.
+    pub cuda: Option<CudaSource>,
+    /// `target = "cuda"`: the compiled kernel (a file the crate embeds), or why there is none.
+    /// Set by the kernel before it writes the crate.
+    pub device_image: Option<Result<String, String>>,
 }
 
 impl Ufunc {
-    pub(crate) fn new(item: &syn::ItemFn, target: Target) -> Result<Ufunc, Unsupported> {
+    /// `line` is the cell line of the function's first line.
+    pub(crate) fn new(item: &syn::ItemFn, target: Target, line: usize) -> Result<Ufunc, Unsupported> {
         let (params, output) = scalar_signature(item)?;
         if params.is_empty() || params.len() > MAX_ARGS {
             return Err(Unsupported {
@@ -68,17 +74,9 @@ impl Ufunc {
         if !item.sig.generics.params.is_empty() {
             return Err(unsupported(&item.sig.generics, "a generic parameter"));
         }
-        if target == Target::Cuda {
-            // Checked now, so that an unsupported body is an error before anything compiles.
-            crate::cuda::translate(item, 1)?;
-            return Err(Unsupported {
-                span: item.sig.ident.span(),
-                message: "target \"cuda\" does not run yet in this kernel (the CUDA C translation is there, the GPU \
-                          launch is not); use target = \"cpu\" or \"parallel\""
-                    .to_string(),
-            });
-        }
-        Ok(Ufunc { target, params: params.into_iter().map(|(_, s)| s).collect(), output })
+        // Translated now, so that an unsupported body is an error before anything compiles.
+        let cuda = if target == Target::Cuda { Some(crate::cuda::translate(item, line)?) } else { None };
+        Ok(Ufunc { target, params: params.into_iter().map(|(_, s)| s).collect(), output, cuda, device_image: None })
     }
 
     fn view_params(&self) -> Vec<String> {
@@ -89,9 +87,34 @@ impl Ufunc {
         format!("::jit::ndarray::ArrayD<{}>", self.output.rust())
     }
 
-    /// The crate's export: the function over same-shape views.
+    fn operand_params(&self) -> Vec<String> {
+        self.params.iter().enumerate().map(|(i, p)| format!("__jit_{i}: ::jit::cuda::Operand<'a, {}>", p.rust())).collect()
+    }
+
+    fn device_result(&self) -> String {
+        format!("::jit::cuda::DeviceArray<{}, ::jit::ndarray::IxDyn>", self.output.rust())
+    }
+
+    /// The crate's export: the function over same-shape views, or for `cuda` over operands on
+    /// the host or the GPU, launching the compiled kernel.
     pub(crate) fn export_shim(&self, name: &str, symbol: &str) -> String {
         let args: Vec<String> = (0..self.params.len()).map(|i| format!("__jit_{i}")).collect();
+        if let Some(cuda) = &self.cuda {
+            let image = match &self.device_image {
+                Some(Ok(path)) => format!("::jit::cuda::Image::Ready(include_bytes!({path:?}))"),
+                Some(Err(why)) => format!("::jit::cuda::Image::Unavailable({why:?})"),
+                None => "::jit::cuda::Image::Unavailable(\"the kernel was not compiled\")".to_string(),
+            };
+            let operands: Vec<String> = args.iter().map(|a| format!("&{a}")).collect();
+            return format!(
+                "#[no_mangle]\npub fn {symbol}<'a>({}) -> {} {{ static IMAGE: ::jit::cuda::Image = {image}; \
+                 ::jit::cuda::launch(&IMAGE, c{:?}, &[{}]) }}\n",
+                self.operand_params().join(", "),
+                self.device_result(),
+                cuda.kernel,
+                operands.join(", ")
+            );
+        }
         format!(
             "#[no_mangle]\npub fn {symbol}<'a>({}) -> {} {{ ::jit::ufunc::apply{}({}, {name}, {}) }}\n",
             self.view_params().join(", "),
@@ -105,28 +128,49 @@ impl Ufunc {
     /// The generic function cells call.
     pub(crate) fn cell_wrapper(&self, name: &str, krate: &str, symbol: &str) -> String {
         let n = self.params.len();
-        let generics: Vec<String> = self.params.iter().enumerate().map(|(i, p)| format!("X{i}: ::jit::ufunc::Arg<Elem = {}>", p.rust())).collect();
+        let cuda = self.cuda.is_some();
+        let arg_trait = if cuda { "::jit::cuda::CudaArg" } else { "::jit::ufunc::Arg" };
+        let generics: Vec<String> = self.params.iter().enumerate().map(|(i, p)| format!("X{i}: {arg_trait}<Elem = {}>", p.rust())).collect();
         let args: Vec<String> = (0..n).map(|i| format!("__jit_{i}: X{i}")).collect();
-        // The broadcast dimension: DimMax folded over the arguments' dimensions.
+        // The broadcast dimension: DimMax folded over the arguments' dimensions; for cuda also
+        // where the result goes (the GPU if any operand is there).
         let mut dim = "X0::Dim".to_string();
+        let mut place = "X0::Place".to_string();
         let mut bounds = Vec::new();
         for i in 1..n {
             bounds.push(format!("{dim}: ::jit::ndarray::DimMax<X{i}::Dim>"));
             dim = format!("<{dim} as ::jit::ndarray::DimMax<X{i}::Dim>>::Output");
+            if cuda {
+                bounds.push(format!("{place}: ::jit::cuda::Join<X{i}::Place>"));
+                place = format!("<{place} as ::jit::cuda::Join<X{i}::Place>>::Out");
+            }
         }
         let where_clause = if bounds.is_empty() { String::new() } else { format!(" where {}", bounds.join(", ")) };
+        let link = format!("#[link(name = \"{krate}\")] unsafe extern \"C\" {{}}");
+        let out = self.output.rust();
+        if cuda {
+            let operands: Vec<String> = (0..n).map(|i| format!("::jit::cuda::CudaArg::operand(&__jit_{i})")).collect();
+            return format!(
+                "#[allow(dead_code)]\nfn {name}<{}>({}) -> ::jit::cuda::Output<{place}, {out}, {dim}>{where_clause} {{ {link} \
+                 unsafe extern \"Rust\" {{ fn {symbol}<'a>({}) -> {}; }} \
+                 <{place} as ::jit::cuda::Place>::finish::<{out}, {dim}>(unsafe {{ {symbol}({}) }}) }}\n",
+                generics.join(", "),
+                args.join(", "),
+                self.operand_params().join(", "),
+                self.device_result(),
+                operands.join(", ")
+            );
+        }
         let views: String = (0..n).map(|i| format!("let __v{i} = ::jit::ufunc::Arg::view(&__jit_{i}).into_dyn(); ")).collect();
         let shapes: Vec<String> = (0..n).map(|i| format!("__v{i}.raw_dim()")).collect();
         let broadcast: Vec<String> = (0..n).map(|i| format!("::jit::ufunc::broadcast(&__v{i}, &__shape)")).collect();
         format!(
-            "#[allow(dead_code)]\nfn {name}<{}>({}) -> ::jit::ndarray::Array<{}, {dim}>{where_clause} {{ \
-             #[link(name = \"{krate}\")] unsafe extern \"C\" {{}} \
+            "#[allow(dead_code)]\nfn {name}<{}>({}) -> ::jit::ndarray::Array<{out}, {dim}>{where_clause} {{ {link} \
              unsafe extern \"Rust\" {{ fn {symbol}<'a>({}) -> {}; }} \
              {views}let __shape = ::jit::ufunc::broadcast_shape(&[{}]); \
              ::jit::ufunc::into_dim(unsafe {{ {symbol}({}) }}) }}\n",
             generics.join(", "),
             args.join(", "),
-            self.output.rust(),
             self.view_params().join(", "),
             self.view_result(),
             shapes.join(", "),
@@ -259,7 +303,6 @@ mod tests {
             ("#[vectorize]\nfn f() -> f64 { 1.0 }", "1 to 5 arguments"),
             ("#[vectorize]\nfn f(a: f64, b: f64, c: f64, d: f64, e: f64, g: f64) -> f64 { a }", "1 to 5 arguments"),
             ("#[vectorize(target = \"cuda\")]\nfn f(x: i64) -> i64 {\n    for i in 0..x {}\n    x\n}", "a `for` loop"),
-            ("#[vectorize(target = \"cuda\")]\nfn add_ufunc(x: i64, y: i64) -> i64 { x + y }", "does not run yet"),
         ] {
             let e = split(cell).unwrap_err();
             assert!(e.message.contains(message), "{cell}: {}", e.message);

@@ -4,7 +4,9 @@
 //! - [`par`]: parallel array expressions and `prange` reductions, on the session's one
 //!   thread pool;
 //! - [`ops`]: the operators of `#[jit(parallel)]` functions (arrays in parallel, everything
-//!   else as plain Rust).
+//!   else as plain Rust);
+//! - [`ufunc`]: `#[vectorize]` on the CPU; [`cuda`]: on the GPU (device arrays, launches
+//!   through the kernel's CUDA context).
 //!
 //! **The pool lives in the kernel process, not here.** evcxr links every cell as a shared
 //! object of its own, with its own copy of this crate and of rayon's statics; a rayon pool
@@ -16,6 +18,7 @@
 pub use ndarray;
 pub use rayon;
 
+pub mod cuda;
 pub mod ops;
 pub mod par;
 mod pool;
@@ -25,6 +28,7 @@ pub use pool::on_kernel_pool;
 
 /// What every cell and every `#[jit]` function has in scope.
 pub mod prelude {
+    pub use crate::cuda::{self, to_device, DeviceArray};
     pub use crate::{num_threads, prange};
     pub use ndarray::prelude::*;
 }

@@ -1,0 +1,107 @@
+//! The GPU benchmark of issue 5: a 10^7-element int64 add on device arrays, as the lesson's
+//! `add_ufunc(&da, &db)` runs it (the kernel's NVRTC build, the runtime's launch, which waits
+//! for the kernel), against the GPU's memory-bandwidth limit. `bench/gpu_bench.sh` runs this
+//! binary (built with `cargo bench --no-run`, runnable on a GPU host with no Rust toolchain)
+//! and numba-cuda's `@vectorize(target='cuda')` in the same run.
+//!
+//! Prints one JSON object. Without a GPU it says why and exits 0.
+
+use std::time::Instant;
+
+use cudarc::driver::{result as cu, sys};
+use jit::cuda::{self, CudaArg, DeviceArray, Image};
+use jit::ndarray::{Array1, Ix1, IxDyn};
+
+fn main() {
+    rust_jit_kernel::cuda::keep();
+    let name = match cuda::device() {
+        Ok(name) => name,
+        Err(why) => {
+            println!("{{\"skipped\": {why:?}}}");
+            return;
+        }
+    };
+    let n: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(10_000_000);
+    let repeats: usize = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(200);
+    let cell = "#[vectorize(target = \"cuda\")]\nfn add_ufunc(x: i64, y: i64) -> i64 { x + y }";
+    let split = jit_codegen::split(cell).expect("the lesson's cell");
+    let source = split.functions[0].vectorize.as_ref().and_then(|u| u.cuda.clone()).expect("cuda");
+    let cache = std::env::temp_dir().join("rjk-gpu-bench");
+    let started = Instant::now();
+    let built = rust_jit_kernel::cuda::build(&source, cell, &cache).unwrap_or_else(|e| panic!("{}", e.evalue));
+    let nvrtc_s = started.elapsed().as_secs_f64();
+    let rust_jit_kernel::cuda::Image::Ready { path, target, .. } = built else { panic!("no NVRTC: {built:?}") };
+    let image = Image::Ready(Box::leak(std::fs::read(path).expect("image").into_boxed_slice()));
+    let kernel = c"add_ufunc_kernel";
+
+    let a = Array1::from_iter(0..n as i64);
+    let b = Array1::from_iter((0..n as i64).map(|x| 2 * x));
+    let (da, db) = (cuda::to_device(&a), cuda::to_device(&b));
+    let add = |x: &DeviceArray<i64, Ix1>, y: &DeviceArray<i64, Ix1>| -> DeviceArray<i64, IxDyn> { cuda::launch::<i64>(&image, kernel, &[&x.operand(), &y.operand()]) };
+    let check = add(&da, &db).to_host();
+    assert!(check.iter().zip(a.iter().zip(&b)).all(|(s, (x, y))| *s == x + y), "wrong sums");
+
+    let time = |f: &mut dyn FnMut()| -> Vec<f64> {
+        for _ in 0..10 {
+            f();
+        }
+        (0..repeats)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64()
+            })
+            .collect()
+    };
+    let mut device_call = time(&mut || drop(add(&da, &db)));
+    let mut host_call = time(&mut || drop(cuda::launch::<i64>(&image, kernel, &[&a.operand(), &b.operand()]).to_host()));
+
+    // The limit: bytes moved (two reads, one write) at the memory's peak rate, from the
+    // device's attributes; and what a device-to-device copy of the same bytes reaches.
+    let (clock_khz, bus_bits) = unsafe {
+        let device = cu::device::get(0).expect("device");
+        (
+            cu::device::get_attribute(device, sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE).unwrap_or(0) as f64,
+            cu::device::get_attribute(device, sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH).unwrap_or(0) as f64,
+        )
+    };
+    let peak = 2.0 * clock_khz * 1e3 * bus_bits / 8.0;
+    let bytes = 3.0 * 8.0 * n as f64;
+    let big = cuda::to_device(&Array1::<i64>::zeros(3 * n / 2));
+    let mut copy = time(&mut || {
+        // Reads and writes 1.5 n elements: the add's 3 n element transfers.
+        let copied = cuda::launch::<i64>(&identity_image(), c"copy_kernel", &[&big.operand()]);
+        drop(copied);
+    });
+    for v in [&mut device_call, &mut host_call, &mut copy] {
+        v.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    }
+    let us = |v: &[f64], q: f64| v[((v.len() - 1) as f64 * q) as usize] * 1e6;
+    println!(
+        "{{\"gpu\": {name:?}, \"target\": {target:?}, \"n\": {n}, \"repeats\": {repeats}, \"nvrtc_s\": {nvrtc_s:.4}, \
+         \"device_call_us\": {{\"min\": {:.1}, \"median\": {:.1}}}, \"host_call_us\": {{\"min\": {:.1}, \"median\": {:.1}}}, \
+         \"copy_kernel_us\": {{\"min\": {:.1}, \"median\": {:.1}}}, \"peak_bandwidth_gbs\": {:.1}, \"bandwidth_limit_us\": {:.1}}}",
+        us(&device_call, 0.0),
+        us(&device_call, 0.5),
+        us(&host_call, 0.0),
+        us(&host_call, 0.5),
+        us(&copy, 0.0),
+        us(&copy, 0.5),
+        peak / 1e9,
+        bytes / peak * 1e6
+    );
+}
+
+/// A one-input ufunc (`x`): the same launch path moving 2 bytes per input byte.
+fn identity_image() -> Image {
+    static IMAGE: std::sync::OnceLock<&'static [u8]> = std::sync::OnceLock::new();
+    let bytes = IMAGE.get_or_init(|| {
+        let cell = "#[vectorize(target = \"cuda\")]\nfn copy(x: i64) -> i64 { x }";
+        let split = jit_codegen::split(cell).expect("cell");
+        let source = split.functions[0].vectorize.as_ref().and_then(|u| u.cuda.clone()).expect("cuda");
+        let built = rust_jit_kernel::cuda::build(&source, cell, &std::env::temp_dir().join("rjk-gpu-bench")).expect("nvrtc");
+        let rust_jit_kernel::cuda::Image::Ready { path, .. } = built else { panic!("no NVRTC") };
+        Box::leak(std::fs::read(path).expect("image").into_boxed_slice())
+    });
+    Image::Ready(bytes)
+}
