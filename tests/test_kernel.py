@@ -66,6 +66,9 @@ def test_compile_error_points_at_the_cell_and_keeps_everything(kernel):
     tb = "\n".join(errors[0]["content"]["traceback"])
     assert "cell:2:" in tb and 'let b: i32 = "two";' in tb
     assert kernel.result("kept + kept_fn()") == "8"
+    # A cell whose value is `()` shows no result (as IPython shows no None).
+    msgs = kernel.ok("match kept { 7 => println!(\"seven\"), _ => {} }")
+    assert not [m for m in msgs if m["msg_type"] == "execute_result"]
 
 
 def test_panic_is_an_error_and_keeps_earlier_variables(kernel):

@@ -287,6 +287,19 @@ impl<T: ::std::fmt::Debug + ?Sized> EvcxrDebugDisplay for T {
 /// a cell after), which sessions without arrays need not pay.
 const RUNTIME_PRELUDE: &str = "#[allow(unused_imports)]\nuse jit::prelude::*;\n#[allow(unused_imports)]\nuse jit::{ndarray, rayon};\n";
 
+/// The cell's leading evcxr commands (`:dep ...`; blank lines between them too), and the rest.
+fn split_commands(code: &str) -> (&str, &str) {
+    let mut end = 0;
+    for line in code.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if !(trimmed.is_empty() || trimmed.starts_with(':')) {
+            break;
+        }
+        end += line.len();
+    }
+    code.split_at(end)
+}
+
 /// Error names the runtime panics with (`Name: message`), shown as the error's name.
 const RUNTIME_ERRORS: [&str; 1] = ["CudaError"];
 
@@ -587,7 +600,10 @@ impl EvcxrBackend {
             self.ctx.set_opt_level(&self.manifest).map_err(|e| CellError::new("Error", e.to_string()))?;
         }
         let prefix_lines = prefix.lines().count();
-        let (result, panic) = self.run_pumped(&format!("{prefix}{code}"), sink);
+        // evcxr reads `:dep` and its other commands only at the top of a cell: the prefix goes
+        // after them (lines are kept: each command is one line).
+        let (commands, rust) = split_commands(code);
+        let (result, panic) = self.run_pumped(&format!("{commands}{prefix}{rust}"), sink);
         if let Some(host) = &self.host {
             host.set_capturing(false);
         }
@@ -625,7 +641,10 @@ impl EvcxrBackend {
                     return Err(self.panic_error(panic, code));
                 }
                 let bundle: MimeBundle = outputs.content_by_mime_type.into_iter().collect();
-                Ok(if bundle.is_empty() { None } else { Some(bundle) })
+                // `()` (a cell ending in a loop or a `match` of statements) is no result, as
+                // IPython shows no `None`.
+                let unit = bundle.len() == 1 && bundle.get("text/plain").is_some_and(|t| t.trim() == "()");
+                Ok(if bundle.is_empty() || unit { None } else { Some(bundle) })
             }
             Err(EvcxrError::CompilationErrors(errors)) => {
                 let diagnostics: Vec<Diagnostic> = errors.iter().map(|e| diagnostic(e, prefix_lines)).collect();
@@ -897,4 +916,16 @@ fn kill_children_except(parent: u32, keep: u32) -> usize {
         unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     }
     children
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_stay_at_the_top() {
+        assert_eq!(split_commands(":dep plotters = \"0.3\"\n\n:vars\nlet x = 1;\n:not_a_command"), (":dep plotters = \"0.3\"\n\n:vars\n", "let x = 1;\n:not_a_command"));
+        assert_eq!(split_commands("1 + 1"), ("", "1 + 1"));
+        assert_eq!(split_commands(":dep a"), (":dep a", ""));
+    }
 }

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The lesson in one command, on a machine with Rust (rustup) and Python 3:
+#
+#   bash lessons/run.sh          builds and installs the kernel, then executes the lesson headless and
+#                                writes the executed notebook and an HTML copy (paths printed at the end)
+#   bash lessons/run.sh --lab    the same build and install, then opens JupyterLab on the lesson
+#
+# Everything Python (JupyterLab, nbconvert, NVRTC) goes into .venv (tests/venv.sh); the kernelspec is
+# installed into .venv too, so nothing outside the repository changes except the kernel's build cache
+# (~/.cache/rust-jit-kernel).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+lesson=lessons/compiling-with-jit.ipynb
+out=$root/lessons/out
+
+lab=false
+for arg in "$@"; do
+  case $arg in
+    --lab) lab=true ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "lessons/run.sh: unknown argument $arg (use --lab, or nothing)" >&2; exit 2 ;;
+  esac
+done
+
+printf '\n== %s\n' "building the kernel (release; the first build takes 5-10 minutes)"
+cargo build --release --locked
+
+source tests/venv.sh
+
+printf '\n== %s\n' "installing the kernelspec into .venv and building the session crate"
+./target/release/rust-jit-kernel install --prefix "$venv"
+
+if $lab; then
+  printf '\n== %s\n' "JupyterLab on the lesson (Ctrl+C to stop)"
+  exec "$venv/bin/jupyter" lab --ip=127.0.0.1 "$lesson"
+fi
+
+export RUST_JIT_KERNEL_LOG=${RUST_JIT_KERNEL_LOG:-warn}   # the kernel's own log: warnings only
+printf '\n== %s\n' "executing $lesson headless"
+mkdir -p "$out"
+started=$(date +%s)
+"$venv/bin/jupyter" nbconvert --to notebook --execute "$lesson" --output-dir "$out" --ExecutePreprocessor.timeout=600
+"$venv/bin/jupyter" nbconvert --to html "$out/$(basename "$lesson")" --output-dir "$out"
+echo
+echo "The lesson ran in $(( $(date +%s) - started )) s."
+echo "Executed notebook: $out/$(basename "$lesson")"
+echo "HTML copy:         $out/$(basename "$lesson" .ipynb).html"
