@@ -35,6 +35,9 @@ cargo build --release --locked
 step "cargo test --release"
 cargo test --release --locked
 
+step "GPU tests again, showing what they print (each says why it was skipped when there is no GPU)"
+cargo test --release --locked -p rust-jit-kernel --test gpu -- --nocapture --test-threads=1
+
 step "pytest tests/"
 export RUST_JIT_KERNEL_BIN=$root/target/release/rust-jit-kernel
-"$venv/bin/python" -m pytest tests/ "$@"
+"$venv/bin/python" -m pytest -rs tests/ "$@"

@@ -478,6 +478,23 @@ mod tests {
     }
 
     #[test]
+    fn cuda_12_libraries_are_looked_for_too() {
+        let names = cudarc::get_lib_name_candidates("nvrtc");
+        for name in ["libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12"] {
+            assert!(names.iter().any(|n| n == name), "{name} not in {names:?}");
+        }
+        assert!(cudarc::get_lib_name_candidates("cuda").iter().any(|n| n == "libcuda.so.1"));
+    }
+
+    #[test]
+    fn the_build_script_exports_every_cuda_function() {
+        let build = include_str!("../build.rs");
+        for name in EXPORTS {
+            assert!(build.contains(&format!("\"{name}\"")), "kernel/build.rs does not export {name}");
+        }
+    }
+
+    #[test]
     fn without_a_driver_the_user_process_says_why() {
         // SAFETY: only tries to load the library.
         if unsafe { sys::is_culib_present() } {
