@@ -168,11 +168,8 @@ where
     S::Elem: Scalar,
 {
     let contiguous = array.as_standard_layout();
-    let slice = contiguous.as_slice().expect("standard layout");
-    let buffer = Buffer::new(std::mem::size_of_val(slice));
-    let host = host_or_fail();
-    // SAFETY: `slice` is readable for its size in bytes; the buffer is at least that large.
-    check(host, unsafe { (host.upload)(buffer.ptr, slice.as_ptr() as *const u8, std::mem::size_of_val(slice)) });
+    let staged = upload(contiguous.as_slice().expect("standard layout"));
+    let buffer = staged.owned.expect("a new buffer");
     DeviceArray { buffer, dim: array.raw_dim(), _elem: PhantomData }
 }
 
@@ -244,9 +241,9 @@ impl<T: Copy> Operand<'_, T> {
         match self {
             Operand::Device { ptr, shape: own, .. } => {
                 if own.size() == 1 {
-                    Staged { ptr: *ptr, step: 0, _owned: None }
+                    Staged { ptr: *ptr, step: 0, owned: None }
                 } else if own == shape {
-                    Staged { ptr: *ptr, step: 1, _owned: None }
+                    Staged { ptr: *ptr, step: 1, owned: None }
                 } else {
                     fail(format!(
                         "a device array of shape {:?} does not broadcast to {:?} on the GPU: device operands need the \
@@ -257,24 +254,27 @@ impl<T: Copy> Operand<'_, T> {
                 }
             }
             Operand::Host(view) => {
-                let single = view.len() == 1;
-                let owned;
-                let slice: &[T] = if single {
-                    std::slice::from_ref(view.iter().next().expect("one element"))
-                } else {
-                    let full = view.broadcast(shape.clone()).expect("a shape from broadcast_shape");
-                    owned = full.as_standard_layout().into_owned();
-                    owned.as_slice().expect("standard layout")
-                };
-                let bytes = std::mem::size_of_val(slice);
-                let buffer = Buffer::new(bytes);
-                let host = host_or_fail();
-                // SAFETY: `slice` is readable for `bytes`; the buffer is that large.
-                check(host, unsafe { (host.upload)(buffer.ptr, slice.as_ptr() as *const u8, bytes) });
-                Staged { ptr: buffer.ptr, step: if single { 0 } else { 1 }, _owned: Some(buffer) }
+                if view.len() == 1 {
+                    let one = view.iter().next().expect("one element");
+                    return Staged { step: 0, ..upload(std::slice::from_ref(one)) };
+                }
+                // A copy only when the operand is broadcast or not in standard order.
+                let full = view.broadcast(shape.clone()).expect("a shape from broadcast_shape");
+                let contiguous = full.as_standard_layout();
+                upload(contiguous.as_slice().expect("standard layout"))
             }
         }
     }
+}
+
+/// `data` copied to a new device buffer, read with step 1.
+fn upload<T: Copy>(data: &[T]) -> Staged {
+    let bytes = std::mem::size_of_val(data);
+    let buffer = Buffer::new(bytes);
+    let host = host_or_fail();
+    // SAFETY: `data` is readable for `bytes`; the buffer is that large.
+    check(host, unsafe { (host.upload)(buffer.ptr, data.as_ptr() as *const u8, bytes) });
+    Staged { ptr: buffer.ptr, step: 1, owned: Some(buffer) }
 }
 
 /// The compiled kernel a cuda ufunc's crate carries: a CUBIN or PTX image (NUL-terminated),
@@ -294,7 +294,7 @@ pub trait Stage {
 pub struct Staged {
     ptr: u64,
     step: u64,
-    _owned: Option<Buffer>,
+    owned: Option<Buffer>,
 }
 
 impl<T: Copy> Stage for Operand<'_, T> {
