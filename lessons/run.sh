@@ -33,7 +33,9 @@ printf '\n== %s\n' "installing the kernelspec into .venv and building the sessio
 
 if $lab; then
   printf '\n== %s\n' "JupyterLab on the lesson (Ctrl+C to stop)"
-  exec "$venv/bin/jupyter" lab --ip=127.0.0.1 "$lesson"
+  lab_args=(--ip=127.0.0.1)
+  [ "$(id -u)" = 0 ] && lab_args+=(--allow-root)   # JupyterLab refuses root otherwise (containers, CI)
+  exec "$venv/bin/jupyter" lab "${lab_args[@]}" "$lesson"
 fi
 
 export RUST_JIT_KERNEL_LOG=${RUST_JIT_KERNEL_LOG:-warn}   # the kernel's own log: warnings only
