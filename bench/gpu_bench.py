@@ -6,9 +6,10 @@
                                                # 10^7 int64 add on device arrays, and numba-cuda's
                                                # @vectorize(target='cuda') in the same run
 
-`run` needs libnvrtc (CUDA 12 or 13) where the binaries can load it: the CUDA toolkit's lib64, or
-`pip install nvidia-cuda-nvrtc`; it adds the usual places to LD_LIBRARY_PATH. Prints a Markdown
-table for docs/benchmarks.md and the raw JSON.
+`run` needs libnvrtc (CUDA 12 or 13, not newer than the driver) where the binaries can load it: the
+CUDA toolkit's lib64, or `pip install nvidia-cuda-nvrtc`; it adds the usual places to LD_LIBRARY_PATH.
+The binaries need glibc 2.34 or later (Debian 12, Ubuntu 22.04). Prints a Markdown table for
+docs/benchmarks.md and the raw JSON.
 """
 from __future__ import annotations
 
@@ -94,7 +95,7 @@ def device_call():
 def host_call():
     add_ufunc(a, b)
 
-# Kernel time alone, with CUDA events, on preallocated output.
+# The call with a preallocated output (no allocation), waited for.
 out = cuda.device_array(n, dtype=np.int64)
 def kernel_only():
     add_ufunc(da, db, out=out)
@@ -110,6 +111,8 @@ def run(bundle_dir: Path) -> None:
     print(tests.stdout[-3000:], tests.stderr[-3000:], sep="\n")
     ours = subprocess.run([str(bundle_dir / "gpu-bench"), str(N), str(REPEATS)], env=env, capture_output=True, text=True)
     print(ours.stderr[-2000:])
+    if ours.returncode != 0 or not ours.stdout.strip():
+        sys.exit(f"gpu-bench failed (exit {ours.returncode}):\n{ours.stdout[-2000:]}\n{ours.stderr[-2000:]}")
     ours_json = json.loads(ours.stdout.strip().splitlines()[-1])
     numba = subprocess.run([sys.executable, "-c", NUMBA, str(N), str(REPEATS)], capture_output=True, text=True)
     if numba.returncode != 0:
@@ -125,6 +128,8 @@ def run(bundle_dir: Path) -> None:
     print()
     print("| | median | min | vs bandwidth limit | vs numba-cuda |")
     print("|---|---|---|---|---|")
+    kernel = ours_json["kernel_us"]
+    print(f"| rust-jit-kernel's add kernel alone (CUDA events) | {kernel['median']:.1f} us | {kernel['min']:.1f} us | {kernel['median'] / limit:.2f}x | |")
     numba_dev = numba_json["device_call_us"]["median"] if numba_json else None
     ratio = f"{dev / numba_dev:.2f}x" if numba_dev else "n/a"
     print(f"| rust-jit-kernel `add_ufunc(&da, &db)` (alloc + launch + wait) | {dev:.1f} us | {ours_json['device_call_us']['min']:.1f} us | {dev / limit:.2f}x | {ratio} |")
@@ -143,6 +148,7 @@ if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "bundle":
         bundle()
     elif len(sys.argv) >= 2 and sys.argv[1] == "run":
-        run(Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).resolve().parent)
+        here = Path(__file__).resolve().parent
+        run(Path(sys.argv[2]) if len(sys.argv) > 2 else here if (here / "gpu-bench").exists() else BUNDLE)
     else:
         sys.exit(__doc__)

@@ -103,8 +103,9 @@ def test_cuda_without_a_gpu_is_a_clear_error_and_keeps_variables(kernel):
         reply, _ = kernel.run(call)
         content = reply["content"]
         assert content["status"] == "error" and content["ename"] == "CudaError", content
-        assert content["evalue"].startswith("CUDA is not available: libcuda.so (the NVIDIA driver) was not found"), content
-        assert 'use target = \"cpu\" or \"parallel\"' in content["evalue"] or 'use target = "cpu" or "parallel"' in content["evalue"], content
+        # The reason depends on the machine (no driver, or a driver but no usable GPU).
+        assert content["evalue"].startswith("CUDA is not available: "), content
+        assert 'use target = "cpu" or "parallel"' in content["evalue"], content
     assert kernel.result("kept_a.sum()") == "45"
     # A notebook can ask first instead of failing.
     assert kernel.result("cuda::is_available()") == "false"

@@ -1,6 +1,6 @@
 //! The GPU benchmark of issue 5: a 10^7-element int64 add on device arrays, as the lesson's
 //! `add_ufunc(&da, &db)` runs it (the kernel's NVRTC build, the runtime's launch, which waits
-//! for the kernel), against the GPU's memory-bandwidth limit. `bench/gpu_bench.sh` runs this
+//! for the kernel), against the GPU's memory-bandwidth limit. `bench/gpu_bench.py` runs this
 //! binary (built with `cargo bench --no-run`, runnable on a GPU host with no Rust toolchain)
 //! and numba-cuda's `@vectorize(target='cuda')` in the same run.
 //!
@@ -37,7 +37,8 @@ fn main() {
     let a = Array1::from_iter(0..n as i64);
     let b = Array1::from_iter((0..n as i64).map(|x| 2 * x));
     let (da, db) = (cuda::to_device(&a), cuda::to_device(&b));
-    let add = |x: &DeviceArray<i64, Ix1>, y: &DeviceArray<i64, Ix1>| -> DeviceArray<i64, IxDyn> { cuda::launch::<i64>(&image, kernel, &[&x.operand(), &y.operand()]) };
+    // SAFETY (the launches below): the image has this kernel, two i64 inputs and an i64 output.
+    let add = |x: &DeviceArray<i64, Ix1>, y: &DeviceArray<i64, Ix1>| -> DeviceArray<i64, IxDyn> { unsafe { cuda::launch::<i64>(&image, kernel, &[&x.operand(), &y.operand()]) } };
     let check = add(&da, &db).to_host();
     assert!(check.iter().zip(a.iter().zip(&b)).all(|(s, (x, y))| *s == x + y), "wrong sums");
 
@@ -54,7 +55,17 @@ fn main() {
             .collect()
     };
     let mut device_call = time(&mut || drop(add(&da, &db)));
-    let mut host_call = time(&mut || drop(cuda::launch::<i64>(&image, kernel, &[&a.operand(), &b.operand()]).to_host()));
+    let mut host_call = time(&mut || drop(unsafe { cuda::launch::<i64>(&image, kernel, &[&a.operand(), &b.operand()]) }.to_host()));
+
+    // The kernel alone, timed with CUDA events on the GPU (no allocation, no host overhead).
+    let out = cuda::to_device(&Array1::<i64>::zeros(n));
+    let params = [n as u64, da.device_ptr(), 1, db.device_ptr(), 1, out.device_ptr()];
+    let Image::Ready(bytes) = &image else { unreachable!() };
+    let mut kernel_only: Vec<f64> = (0..repeats + 10)
+        // SAFETY: the parameters match the kernel's; the buffers hold n elements each.
+        .map(|_| unsafe { rust_jit_kernel::cuda::kernel_time_us(bytes, kernel, n as u64, &params) }.expect("a timed launch") * 1e-6)
+        .skip(10)
+        .collect();
 
     // The limit: bytes moved (two reads, one write) at the memory's peak rate, from the
     // device's attributes; and what a device-to-device copy of the same bytes reaches.
@@ -66,21 +77,25 @@ fn main() {
         )
     };
     let peak = 2.0 * clock_khz * 1e3 * bus_bits / 8.0;
+    assert!(peak > 0.0, "the device reports no memory clock or bus width");
     let bytes = 3.0 * 8.0 * n as f64;
     let big = cuda::to_device(&Array1::<i64>::zeros(3 * n / 2));
     let mut copy = time(&mut || {
         // Reads and writes 1.5 n elements: the add's 3 n element transfers.
-        let copied = cuda::launch::<i64>(&identity_image(), c"copy_kernel", &[&big.operand()]);
+        // SAFETY: the image has copy_kernel, one i64 input, an i64 output.
+        let copied = unsafe { cuda::launch::<i64>(&identity_image(), c"copy_kernel", &[&big.operand()]) };
         drop(copied);
     });
-    for v in [&mut device_call, &mut host_call, &mut copy] {
+    for v in [&mut device_call, &mut host_call, &mut copy, &mut kernel_only] {
         v.sort_by(|x, y| x.partial_cmp(y).unwrap());
     }
     let us = |v: &[f64], q: f64| v[((v.len() - 1) as f64 * q) as usize] * 1e6;
     println!(
         "{{\"gpu\": {name:?}, \"target\": {target:?}, \"n\": {n}, \"repeats\": {repeats}, \"nvrtc_s\": {nvrtc_s:.4}, \
-         \"device_call_us\": {{\"min\": {:.1}, \"median\": {:.1}}}, \"host_call_us\": {{\"min\": {:.1}, \"median\": {:.1}}}, \
+         \"kernel_us\": {{\"min\": {:.1}, \"median\": {:.1}}}, \"device_call_us\": {{\"min\": {:.1}, \"median\": {:.1}}}, \"host_call_us\": {{\"min\": {:.1}, \"median\": {:.1}}}, \
          \"copy_kernel_us\": {{\"min\": {:.1}, \"median\": {:.1}}}, \"peak_bandwidth_gbs\": {:.1}, \"bandwidth_limit_us\": {:.1}}}",
+        us(&kernel_only, 0.0),
+        us(&kernel_only, 0.5),
         us(&device_call, 0.0),
         us(&device_call, 0.5),
         us(&host_call, 0.0),

@@ -64,28 +64,69 @@ pub fn nvrtc_present() -> bool {
     unsafe { nvrtc_sys::is_culib_present() }
 }
 
-/// The first GPU's architecture (`sm_90`), when a driver and a GPU are there.
-fn gpu_architecture() -> Option<String> {
-    static ARCH: OnceLock<Option<String>> = OnceLock::new();
-    ARCH.get_or_init(|| {
+/// The first GPU, as the kernel process sees it: compute capability (`(9, 0)`) and the CUDA
+/// version its driver supports (`13000` for 13.0), when a driver and a GPU are there.
+fn first_gpu() -> Option<((i32, i32), i32)> {
+    static GPU: OnceLock<Option<((i32, i32), i32)>> = OnceLock::new();
+    *GPU.get_or_init(|| {
         // SAFETY: only tries to load the library.
         if !unsafe { sys::is_culib_present() } {
             return None;
         }
         cu::init().ok()?;
         let device = cu::device::get(0).ok()?;
-        // SAFETY: a valid device and attribute.
-        let (major, minor) = unsafe {
-            (
-                cu::device::get_attribute(device, sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR).ok()?,
-                cu::device::get_attribute(device, sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR).ok()?,
-            )
-        };
-        Some(format!("sm_{major}{minor}"))
+        let mut driver = 0;
+        // SAFETY: a valid device and attributes; `driver` is writable.
+        unsafe {
+            sys::cuDriverGetVersion(&mut driver).result().ok()?;
+            let major = cu::device::get_attribute(device, sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR).ok()?;
+            let minor = cu::device::get_attribute(device, sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR).ok()?;
+            Some(((major, minor), driver))
+        }
     })
-    .clone()
 }
 
+/// The architectures this NVRTC compiles for (`75` for sm_75, ...).
+fn nvrtc_architectures() -> Vec<i32> {
+    let mut count = 0;
+    // SAFETY: `count` is writable, then the buffer has `count` entries.
+    unsafe {
+        if nvrtc_sys::nvrtcGetNumSupportedArchs(&mut count) != nvrtc_sys::nvrtcResult::NVRTC_SUCCESS || count <= 0 {
+            return Vec::new();
+        }
+        let mut archs = vec![0; count as usize];
+        if nvrtc_sys::nvrtcGetSupportedArchs(archs.as_mut_ptr()) != nvrtc_sys::nvrtcResult::NVRTC_SUCCESS {
+            return Vec::new();
+        }
+        archs
+    }
+}
+
+/// What to compile for: a CUBIN for the GPU here (`sm_90`) when NVRTC knows it, else PTX (for
+/// the newest architecture NVRTC knows that is not newer than the GPU, which the driver compiles
+/// on load; or NVRTC's default with no GPU). An NVRTC of a newer CUDA major version than the
+/// driver makes code the driver cannot load: that is said instead.
+fn target() -> Result<Option<String>, String> {
+    let Some(((major, minor), driver)) = first_gpu() else { return Ok(None) };
+    let (nvrtc_major, nvrtc_minor) = nvrtc_version();
+    if nvrtc_major > driver / 1000 {
+        return Err(format!(
+            "CUDA is not available: NVRTC {nvrtc_major}.{nvrtc_minor} (CUDA's runtime compiler, found on LD_LIBRARY_PATH) is newer than \
+             this GPU's driver (CUDA {}.{}), which cannot load what it compiles; install the NVRTC of CUDA {} \
+             (`pip install nvidia-cuda-nvrtc-cu{}` and its lib folder first on LD_LIBRARY_PATH) or a newer driver",
+            driver / 1000,
+            driver % 1000 / 10,
+            driver / 1000,
+            driver / 1000
+        ));
+    }
+    let wanted = major * 10 + minor;
+    let known = nvrtc_architectures();
+    if known.contains(&wanted) {
+        return Ok(Some(format!("sm_{wanted}")));
+    }
+    Ok(known.iter().copied().filter(|&a| a <= wanted).max().map(|a| format!("compute_{a}")))
+}
 fn nvrtc_version() -> (i32, i32) {
     let (mut major, mut minor) = (0, 0);
     // SAFETY: two writable ints.
@@ -103,11 +144,15 @@ pub fn build(source: &CudaSource, cell: &str, cache: &Path) -> Result<Image, Cel
                 .to_string(),
         ));
     }
-    let arch = gpu_architecture();
+    let arch = match target() {
+        Ok(arch) => arch,
+        Err(why) => return Ok(Image::Unavailable(why)),
+    };
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     (&source.text, &arch, nvrtc_version()).hash(&mut hasher);
     let (target, extension) = match &arch {
-        Some(sm) => (sm.clone(), "cubin"),
+        Some(sm) if sm.starts_with("sm_") => (sm.clone(), "cubin"),
+        Some(compute) => (format!("PTX for {compute}"), "ptx"),
         None => ("PTX (no GPU here)".to_string(), "ptx"),
     };
     let dir = cache.join("jit").join("cuda");
@@ -126,8 +171,8 @@ pub fn build(source: &CudaSource, cell: &str, cache: &Path) -> Result<Image, Cel
     Ok(Image::Ready { path, target, seconds: Some(started.elapsed().as_secs_f64()) })
 }
 
-/// NVRTC: a CUBIN for `arch` (`sm_90`), else PTX for NVRTC's default architecture. On failure
-/// the compile log.
+/// NVRTC: a CUBIN for a real architecture (`sm_90`), PTX for a virtual one (`compute_90`) or
+/// for NVRTC's default. On failure the compile log.
 pub fn compile(text: &str, arch: Option<&str>) -> Result<Vec<u8>, String> {
     let src = CString::new(text).map_err(|_| "the CUDA C contains a NUL byte".to_string())?;
     let program = nvrtc::create_program(&src, Some(c"cell.cu")).map_err(|e| format!("nvrtcCreateProgram: {e:?}"))?;
@@ -142,7 +187,7 @@ pub fn compile(text: &str, arch: Option<&str>) -> Result<Vec<u8>, String> {
             Err(e) => Err(nvrtc::get_program_log(program)
                 .map(|log| CStr::from_ptr(log.as_ptr()).to_string_lossy().into_owned())
                 .unwrap_or_else(|_| format!("{e:?}"))),
-            Ok(()) if arch.is_some() => cubin(program),
+            Ok(()) if arch.is_some_and(|a| a.starts_with("sm_")) => cubin(program),
             Ok(()) => nvrtc::get_ptx(program)
                 .map(|ptx| CStr::from_ptr(ptx.as_ptr()).to_bytes().to_vec())
                 .map_err(|e| format!("nvrtcGetPTX: {e:?}")),
@@ -190,6 +235,8 @@ struct Gpu {
     context: sys::CUcontext,
     stream: sys::CUstream,
     multiprocessors: u32,
+    /// Stream-ordered allocation (`cuMemAllocAsync`) is there; else plain `cuMemAlloc`.
+    pools: bool,
     name: String,
     /// Kernels loaded so far, by the address and length of their image (images live in jit
     /// libraries, which stay loaded for the life of the process).
@@ -225,18 +272,22 @@ fn open_gpu() -> Result<Gpu, String> {
         let stream = cu::stream::create(cu::stream::StreamKind::NonBlocking).map_err(|e| driver_error("cuStreamCreate", e))?;
         let multiprocessors = cu::device::get_attribute(device, sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
             .map_err(|e| driver_error("cuDeviceGetAttribute", e))?;
-        // Keep freed memory in the stream-ordered pool: a call allocates its result and its
-        // copies of host operands, and the pool makes that cheap after the first call.
-        if let Ok(pool) = cu::device::get_default_mem_pool(device) {
-            let mut keep = u64::MAX;
-            let _ = cu::mem_pool::set_attribute(
-                pool,
-                sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
-                &mut keep as *mut u64 as *mut c_void,
-            );
+        // Keep up to 1 GiB of freed memory in the stream-ordered pool: a call allocates its
+        // result and its copies of host operands, and the pool makes that cheap after the first
+        // call (more than that goes back to the driver at the next synchronisation).
+        let pools = cu::device::get_attribute(device, sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MEMORY_POOLS_SUPPORTED).unwrap_or(0) != 0;
+        if pools {
+            if let Ok(pool) = cu::device::get_default_mem_pool(device) {
+                let mut keep: u64 = 1 << 30;
+                let _ = cu::mem_pool::set_attribute(
+                    pool,
+                    sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+                    &mut keep as *mut u64 as *mut c_void,
+                );
+            }
         }
         let name = cu::device::get_name(device).unwrap_or_else(|_| "a CUDA GPU".to_string());
-        Ok(Gpu { context, stream, multiprocessors: multiprocessors.max(1) as u32, name, functions: Mutex::new(HashMap::new()) })
+        Ok(Gpu { context, stream, multiprocessors: multiprocessors.max(1) as u32, pools, name, functions: Mutex::new(HashMap::new()) })
     }
 }
 
@@ -311,8 +362,15 @@ pub unsafe extern "C" fn rjk_cuda_error(buffer: *mut u8, capacity: usize) -> usi
 pub unsafe extern "C" fn rjk_cuda_alloc(bytes: usize, ptr: *mut u64) -> i32 {
     status(|| {
         let gpu = gpu()?;
+        let what = || format!("allocating {bytes} bytes on the GPU");
         // SAFETY: a live stream; `ptr` is writable per the caller.
-        unsafe { *ptr = cu::malloc_async(gpu.stream, bytes).map_err(|e| driver_error(&format!("allocating {bytes} bytes on the GPU"), e))? };
+        unsafe {
+            *ptr = if gpu.pools {
+                cu::malloc_async(gpu.stream, bytes).map_err(|e| driver_error(&what(), e))?
+            } else {
+                cu::malloc_sync(bytes).map_err(|e| driver_error(&what(), e))?
+            };
+        }
         Ok(())
     })
 }
@@ -323,13 +381,23 @@ pub unsafe extern "C" fn rjk_cuda_alloc(bytes: usize, ptr: *mut u64) -> i32 {
 /// `ptr` came from `rjk_cuda_alloc` and is freed once.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rjk_cuda_free(ptr: u64) {
-    if let Ok(gpu) = gpu() {
-        // SAFETY: per the caller.
-        let _ = unsafe { cu::free_async(ptr, gpu.stream) };
-    }
+    status(|| {
+        let gpu = gpu()?;
+        // SAFETY: per the caller. Without pools, wait for work that may still use it.
+        unsafe {
+            if gpu.pools {
+                let _ = cu::free_async(ptr, gpu.stream);
+            } else {
+                let _ = cu::stream::synchronize(gpu.stream);
+                let _ = cu::free_sync(ptr);
+            }
+        }
+        Ok(())
+    });
 }
 
-/// Copies `bytes` from the host to the device.
+/// Copies `bytes` from the host to the device and waits for it (the host memory may be freed
+/// as soon as this returns, and `%timeit to_device(&a)` times finished copies).
 ///
 /// # Safety
 /// `src` is readable for `bytes`; `dst` is device memory of at least `bytes`.
@@ -337,11 +405,10 @@ pub unsafe extern "C" fn rjk_cuda_free(ptr: u64) {
 pub unsafe extern "C" fn rjk_cuda_upload(dst: u64, src: *const u8, bytes: usize) -> i32 {
     status(|| {
         let gpu = gpu()?;
-        // SAFETY: per the caller. From pageable memory the copy is staged before this returns,
-        // and the stream keeps it ordered before later launches.
+        // SAFETY: per the caller.
         unsafe {
-            let host = std::slice::from_raw_parts(src, bytes);
-            cu::memcpy_htod_async(dst, host, gpu.stream).map_err(|e| driver_error("copying to the GPU", e))
+            sys::cuMemcpyHtoDAsync_v2(dst, src as *const c_void, bytes, gpu.stream).result().map_err(|e| driver_error("copying to the GPU", e))?;
+            cu::stream::synchronize(gpu.stream).map_err(|e| driver_error("copying to the GPU", e))
         }
     })
 }
@@ -356,8 +423,7 @@ pub unsafe extern "C" fn rjk_cuda_download(dst: *mut u8, src: u64, bytes: usize)
         let gpu = gpu()?;
         // SAFETY: per the caller.
         unsafe {
-            let host = std::slice::from_raw_parts_mut(dst, bytes);
-            cu::memcpy_dtoh_async(host, src, gpu.stream).map_err(|e| driver_error("copying from the GPU", e))?;
+            sys::cuMemcpyDtoHAsync_v2(dst as *mut c_void, src, bytes, gpu.stream).result().map_err(|e| driver_error("copying from the GPU", e))?;
             cu::stream::synchronize(gpu.stream).map_err(|e| driver_error("waiting for the GPU", e))
         }
     })
@@ -374,34 +440,76 @@ pub unsafe extern "C" fn rjk_cuda_download(dst: *mut u8, src: u64, bytes: usize)
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rjk_cuda_launch(image: *const u8, len: usize, kernel: *const c_char, n: u64, params: *const u64, count: usize) -> i32 {
     status(|| {
-        let gpu = gpu()?;
         // SAFETY: per the caller.
-        let name = unsafe { CStr::from_ptr(kernel) };
-        let key = (image as usize, len, name.to_string_lossy().into_owned());
-        let function = {
-            let mut functions = gpu.functions.lock().unwrap_or_else(|e| e.into_inner());
-            match functions.get(&key) {
-                Some(&f) => f as sys::CUfunction,
-                None => {
-                    // SAFETY: per the caller; modules are never unloaded.
-                    let f = unsafe {
-                        let module = cu::module::load_data(image as *const c_void).map_err(|e| driver_error("loading the kernel (cuModuleLoadData)", e))?;
-                        cu::module::get_function(module, name.to_owned()).map_err(|e| driver_error("cuModuleGetFunction", e))?
-                    };
-                    functions.insert(key, f as usize);
-                    f
-                }
-            }
-        };
-        let mut values: Vec<u64> = unsafe { std::slice::from_raw_parts(params, count) }.to_vec();
-        let mut pointers: Vec<*mut c_void> = values.iter_mut().map(|v| v as *mut u64 as *mut c_void).collect();
-        let blocks = n.div_ceil(BLOCK as u64).clamp(1, gpu.multiprocessors as u64 * 32) as u32;
-        // SAFETY: per the caller; `values` outlives the launch, which is waited for here.
-        unsafe {
-            cu::launch_kernel(function, (blocks, 1, 1), (BLOCK, 1, 1), 0, gpu.stream, &mut pointers).map_err(|e| driver_error("launching the kernel", e))?;
-            cu::stream::synchronize(gpu.stream).map_err(|e| driver_error("running the kernel", e))
-        }
+        let (image, name, params) = unsafe { (std::slice::from_raw_parts(image, len), CStr::from_ptr(kernel), std::slice::from_raw_parts(params, count)) };
+        // SAFETY: per the caller.
+        unsafe { launch(gpu()?, image, name, n, params, false) }.map(drop)
     })
+}
+
+/// [`rjk_cuda_launch`], timed on the GPU with CUDA events around the kernel alone (no
+/// allocation, no copies, no host overhead): the GPU benchmark's kernel time, in microseconds.
+///
+/// # Safety
+/// As for [`rjk_cuda_launch`].
+pub unsafe fn kernel_time_us(image: &'static [u8], kernel: &CStr, n: u64, params: &[u64]) -> Result<f64, String> {
+    // SAFETY: per the caller.
+    unsafe { launch(gpu()?, image, kernel, n, params, true) }.map(|us| us.unwrap_or(f64::NAN))
+}
+
+/// The kernel `name` of `image`, loaded once per image.
+fn function(gpu: &Gpu, image: &[u8], name: &CStr) -> Result<sys::CUfunction, String> {
+    let key = (image.as_ptr() as usize, image.len(), name.to_string_lossy().into_owned());
+    let mut functions = gpu.functions.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(&f) = functions.get(&key) {
+        return Ok(f as sys::CUfunction);
+    }
+    // The driver reads the image in place; a CUBIN is an ELF file, which it may want aligned
+    // (images embedded with `include_bytes!` are not): load from an 8-byte-aligned copy.
+    let mut aligned = vec![0u64; image.len().div_ceil(8)];
+    // SAFETY: `aligned` has at least `image.len()` bytes.
+    unsafe { std::ptr::copy_nonoverlapping(image.as_ptr(), aligned.as_mut_ptr() as *mut u8, image.len()) };
+    // SAFETY: a NUL-terminated image (per `rjk_cuda_launch`); modules are never unloaded.
+    let f = unsafe {
+        let module = cu::module::load_data(aligned.as_ptr() as *const c_void).map_err(|e| driver_error("loading the kernel (cuModuleLoadData)", e))?;
+        cu::module::get_function(module, name.to_owned()).map_err(|e| driver_error("cuModuleGetFunction", e))?
+    };
+    functions.insert(key, f as usize);
+    Ok(f)
+}
+
+/// # Safety
+/// As for [`rjk_cuda_launch`].
+unsafe fn launch(gpu: &Gpu, image: &[u8], name: &CStr, n: u64, params: &[u64], timed: bool) -> Result<Option<f64>, String> {
+    let function = function(gpu, image, name)?;
+    let mut values = params.to_vec();
+    let mut pointers: Vec<*mut c_void> = values.iter_mut().map(|v| v as *mut u64 as *mut c_void).collect();
+    let blocks = n.div_ceil(BLOCK as u64).clamp(1, gpu.multiprocessors as u64 * 32) as u32;
+    let events = if timed {
+        let create = || cu::event::create(sys::CUevent_flags::CU_EVENT_DEFAULT).map_err(|e| driver_error("cuEventCreate", e));
+        Some((create()?, create()?))
+    } else {
+        None
+    };
+    // SAFETY: per the caller; `values` outlives the launch, which is waited for here.
+    unsafe {
+        if let Some((start, _)) = events {
+            cu::event::record(start, gpu.stream).map_err(|e| driver_error("cuEventRecord", e))?;
+        }
+        cu::launch_kernel(function, (blocks, 1, 1), (BLOCK, 1, 1), 0, gpu.stream, &mut pointers).map_err(|e| driver_error("launching the kernel", e))?;
+        if let Some((_, end)) = events {
+            cu::event::record(end, gpu.stream).map_err(|e| driver_error("cuEventRecord", e))?;
+        }
+        cu::stream::synchronize(gpu.stream).map_err(|e| driver_error("running the kernel", e))?;
+        Ok(match events {
+            Some((start, end)) => {
+                let ms = cu::event::elapsed(start, end).map_err(|e| driver_error("cuEventElapsedTime", e));
+                let _ = (cu::event::destroy(start), cu::event::destroy(end));
+                Some(ms? as f64 * 1e3)
+            }
+            None => None,
+        })
+    }
 }
 
 /// Keeps the exported functions in the binary (see `pool::keep`).

@@ -287,17 +287,29 @@ impl<T: ::std::fmt::Debug + ?Sized> EvcxrDebugDisplay for T {
 /// a cell after), which sessions without arrays need not pay.
 const RUNTIME_PRELUDE: &str = "#[allow(unused_imports)]\nuse jit::prelude::*;\n#[allow(unused_imports)]\nuse jit::{ndarray, rayon};\n";
 
-/// The cell's leading evcxr commands (`:dep ...`; blank lines between them too), and the rest.
-fn split_commands(code: &str) -> (&str, &str) {
+/// The cell's leading evcxr commands (`:dep ...`), with the blank lines, `//` comments and `!`
+/// shell lines evcxr accepts among them, and the rest. The commands end in a newline, so that
+/// what goes after them starts a line of its own.
+fn split_commands(code: &str) -> (String, &str) {
     let mut end = 0;
+    let mut commands = false;
     for line in code.split_inclusive('\n') {
         let trimmed = line.trim();
-        if !(trimmed.is_empty() || trimmed.starts_with(':')) {
+        if !(trimmed.is_empty() || trimmed.starts_with(':') || trimmed.starts_with("//") || trimmed.starts_with('!')) {
             break;
         }
+        commands |= trimmed.starts_with(':') || trimmed.starts_with('!');
         end += line.len();
     }
-    code.split_at(end)
+    if !commands {
+        return (String::new(), code);
+    }
+    let (head, rest) = code.split_at(end);
+    let mut head = head.to_string();
+    if !head.ends_with('\n') {
+        head.push('\n');
+    }
+    (head, rest)
 }
 
 /// Error names the runtime panics with (`Name: message`), shown as the error's name.
@@ -924,8 +936,16 @@ mod tests {
 
     #[test]
     fn commands_stay_at_the_top() {
-        assert_eq!(split_commands(":dep plotters = \"0.3\"\n\n:vars\nlet x = 1;\n:not_a_command"), (":dep plotters = \"0.3\"\n\n:vars\n", "let x = 1;\n:not_a_command"));
-        assert_eq!(split_commands("1 + 1"), ("", "1 + 1"));
-        assert_eq!(split_commands(":dep a"), (":dep a", ""));
+        let split = |code| {
+            let (head, rest) = split_commands(code);
+            (head, rest.to_string())
+        };
+        let s = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(split(":dep plotters = \"0.3\"\n\n:vars\nlet x = 1;\n:not_a_command"), s(":dep plotters = \"0.3\"\n\n:vars\n", "let x = 1;\n:not_a_command"));
+        assert_eq!(split("1 + 1"), s("", "1 + 1"));
+        assert_eq!(split("// a comment\n1 + 1"), s("", "// a comment\n1 + 1"));
+        // Jupyter sends a cell without its last newline: the prefix must not join the command.
+        assert_eq!(split(":dep a"), s(":dep a\n", ""));
+        assert_eq!(split("// dependencies\n:dep a = \"1\"\n!ls\nuse a::b;"), s("// dependencies\n:dep a = \"1\"\n!ls\n", "use a::b;"));
     }
 }

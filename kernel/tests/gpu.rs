@@ -44,7 +44,8 @@ where
     X0::Dim: DimMax<X1::Dim>,
     X0::Place: Join<X1::Place>,
 {
-    let out = cuda::launch::<O>(k.0, k.1, &[&a.operand(), &b.operand()]);
+    // SAFETY: the image has the kernel, with two inputs of these element types and output O.
+    let out = unsafe { cuda::launch::<O>(k.0, k.1, &[&a.operand(), &b.operand()]) };
     <<X0::Place as Join<X1::Place>>::Out as Place>::finish::<O, <X0::Dim as DimMax<X1::Dim>>::Output>(out)
 }
 

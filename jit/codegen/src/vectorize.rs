@@ -108,7 +108,7 @@ impl Ufunc {
             let operands: Vec<String> = args.iter().map(|a| format!("&{a}")).collect();
             return format!(
                 "#[no_mangle]\npub fn {symbol}<'a>({}) -> {} {{ static IMAGE: ::jit::cuda::Image = {image}; \
-                 ::jit::cuda::launch(&IMAGE, c{:?}, &[{}]) }}\n",
+                 unsafe {{ ::jit::cuda::launch(&IMAGE, c{:?}, &[{}]) }} }}\n",
                 self.operand_params().join(", "),
                 self.device_result(),
                 cuda.kernel,
@@ -294,6 +294,28 @@ mod tests {
         assert!(wrapper.starts_with("#[allow(dead_code)]\nfn scale<X0: ::jit::ufunc::Arg<Elem = f64>, X1: ::jit::ufunc::Arg<Elem = i64>>(__jit_0: X0, __jit_1: X1) -> ::jit::ndarray::Array<f64, <X0::Dim as ::jit::ndarray::DimMax<X1::Dim>>::Output> where X0::Dim: ::jit::ndarray::DimMax<X1::Dim> {"), "{wrapper}");
         assert!(wrapper.contains("let __shape = ::jit::ufunc::broadcast_shape(&[__v0.raw_dim(), __v1.raw_dim()]);"), "{wrapper}");
         assert!(wrapper.contains("::jit::ufunc::into_dim(unsafe { __K(::jit::ufunc::broadcast(&__v0, &__shape), ::jit::ufunc::broadcast(&__v1, &__shape)) })"), "{wrapper}");
+    }
+
+    #[test]
+    fn a_cuda_ufunc_launches_its_embedded_kernel() {
+        let mut f = split("let n = 1;\n#[vectorize(target = \"cuda\")]\nfn add_ufunc(x: i64, y: i64) -> i64 { x + y }").unwrap().functions.remove(0);
+        let ufunc = f.vectorize.as_mut().unwrap();
+        let cuda = ufunc.cuda.clone().unwrap();
+        assert_eq!(cuda.kernel, "add_ufunc_kernel");
+        assert!(cuda.text.contains("#line 3 \"cell\""), "{}", cuda.text);
+        assert!(f.export_shim("K").contains("::jit::cuda::Image::Unavailable(\"the kernel was not compiled\")"));
+        f.vectorize.as_mut().unwrap().device_image = Some(Ok("/cache/jit/cuda/add.cubin".to_string()));
+        assert_eq!(
+            f.export_shim("K"),
+            "#[no_mangle]\npub fn __K<'a>(__jit_0: ::jit::cuda::Operand<'a, i64>, __jit_1: ::jit::cuda::Operand<'a, i64>) -> ::jit::cuda::DeviceArray<i64, ::jit::ndarray::IxDyn> { \
+             static IMAGE: ::jit::cuda::Image = ::jit::cuda::Image::Ready(include_bytes!(\"/cache/jit/cuda/add.cubin\")); \
+             unsafe { ::jit::cuda::launch(&IMAGE, c\"add_ufunc_kernel\", &[&__jit_0, &__jit_1]) } }\n"
+        );
+        f.vectorize.as_mut().unwrap().device_image = Some(Err("no \"NVRTC\"".to_string()));
+        assert!(f.export_shim("K").contains("::jit::cuda::Image::Unavailable(\"no \\\"NVRTC\\\"\")"), "{}", f.export_shim("K"));
+        let wrapper = f.cell_wrapper("K");
+        assert!(wrapper.contains("fn add_ufunc<X0: ::jit::cuda::CudaArg<Elem = i64>, X1: ::jit::cuda::CudaArg<Elem = i64>>(__jit_0: X0, __jit_1: X1) -> ::jit::cuda::Output<<X0::Place as ::jit::cuda::Join<X1::Place>>::Out, i64, <X0::Dim as ::jit::ndarray::DimMax<X1::Dim>>::Output> where X0::Dim: ::jit::ndarray::DimMax<X1::Dim>, X0::Place: ::jit::cuda::Join<X1::Place> {"), "{wrapper}");
+        assert!(wrapper.contains("__K(::jit::cuda::CudaArg::operand(&__jit_0), ::jit::cuda::CudaArg::operand(&__jit_1))"), "{wrapper}");
     }
 
     #[test]

@@ -187,6 +187,12 @@ impl<T: Scalar, D: Dimension> DeviceArray<T, D> {
         Array::from_shape_vec(self.dim.clone(), data).expect("the array's own shape")
     }
 
+    /// The address of the array's memory on the GPU (Numba's `device_ctypes_pointer`), for
+    /// code that launches kernels itself.
+    pub fn device_ptr(&self) -> u64 {
+        self.buffer.ptr
+    }
+
     /// Numba's name for [`Self::to_host`].
     pub fn copy_to_host(&self) -> Array<T, D> {
         self.to_host()
@@ -221,28 +227,32 @@ impl<T: Scalar, D: Dimension> fmt::Debug for DeviceArray<T, D> {
     }
 }
 
-/// An operand of a cuda ufunc, as its crate receives it (no generics across the boundary).
-pub enum Operand<'a, T> {
+/// An operand of a cuda ufunc, as its crate receives it (no generics across the boundary): a
+/// host view, or a device array's memory. Made only by [`CudaArg::operand`].
+pub struct Operand<'a, T>(Place_<'a, T>);
+
+enum Place_<'a, T> {
     Host(ArrayViewD<'a, T>),
     Device { ptr: u64, shape: IxDyn, _array: PhantomData<&'a T> },
 }
 
 impl<T: Copy> Operand<'_, T> {
     fn shape(&self) -> IxDyn {
-        match self {
-            Operand::Host(view) => view.raw_dim(),
-            Operand::Device { shape, .. } => shape.clone(),
+        match &self.0 {
+            Place_::Host(view) => view.raw_dim(),
+            Place_::Device { shape, .. } => shape.clone(),
         }
     }
 
     /// On the GPU, as the kernel reads it for an output of `shape`: a pointer and a step (1:
     /// one element per output element, in order; 0: one element for all).
     fn stage(&self, shape: &IxDyn) -> Staged {
-        match self {
-            Operand::Device { ptr, shape: own, .. } => {
+        match &self.0 {
+            Place_::Device { ptr, shape: own, .. } => {
                 if own.size() == 1 {
                     Staged { ptr: *ptr, step: 0, owned: None }
-                } else if own == shape {
+                } else if own.size() == shape.size() && crate::par::broadcast_shape(own, shape).is_ok_and(|b| &b == shape) {
+                    // The same elements in the same order (`[3]` as `[1, 3]`).
                     Staged { ptr: *ptr, step: 1, owned: None }
                 } else {
                     fail(format!(
@@ -253,7 +263,7 @@ impl<T: Copy> Operand<'_, T> {
                     ))
                 }
             }
-            Operand::Host(view) => {
+            Place_::Host(view) => {
                 if view.len() == 1 {
                     let one = view.iter().next().expect("one element");
                     return Staged { step: 0, ..upload(std::slice::from_ref(one)) };
@@ -308,8 +318,14 @@ impl<T: Copy> Stage for Operand<'_, T> {
 
 /// Runs `kernel` of `image` over the broadcast shape of `operands` and returns the result on
 /// the GPU, after the kernel finished. The kernel's parameters are `n`, then a pointer and a
-/// step per operand, then the output pointer (see `jit_codegen::cuda::translate`).
-pub fn launch<O: Scalar>(image: &Image, kernel: &CStr, operands: &[&dyn Stage]) -> DeviceArray<O, IxDyn> {
+/// step per operand, then the output pointer (see `jit_codegen::cuda::translate`). Called by
+/// the export shims `jit_codegen` writes.
+///
+/// # Safety
+/// An `Image::Ready` is a NUL-terminated CUBIN or PTX image, alive for the process, that has a
+/// kernel named `kernel` with exactly those parameters, for these element types.
+#[doc(hidden)]
+pub unsafe fn launch<O: Scalar>(image: &Image, kernel: &CStr, operands: &[&dyn Stage]) -> DeviceArray<O, IxDyn> {
     let image = match image {
         Image::Ready(bytes) => bytes,
         Image::Unavailable(why) => fail(format!("CUDA is not available: {why}; {USE_CPU}")),
@@ -392,7 +408,7 @@ where
     type Dim = D;
     type Place = OnHost;
     fn operand(&self) -> Operand<'_, S::Elem> {
-        Operand::Host(Arg::view(self).into_dyn())
+        Operand(Place_::Host(Arg::view(self).into_dyn()))
     }
 }
 
@@ -401,7 +417,7 @@ impl<T: Scalar, D: Dimension> CudaArg for DeviceArray<T, D> {
     type Dim = D;
     type Place = OnDevice;
     fn operand(&self) -> Operand<'_, T> {
-        Operand::Device { ptr: self.buffer.ptr, shape: self.dim.clone().into_dyn(), _array: PhantomData }
+        Operand(Place_::Device { ptr: self.buffer.ptr, shape: self.dim.clone().into_dyn(), _array: PhantomData })
     }
 }
 
@@ -421,7 +437,7 @@ macro_rules! scalar_args {
             type Dim = ndarray::Ix0;
             type Place = OnHost;
             fn operand(&self) -> Operand<'_, $t> {
-                Operand::Host(Arg::view(self).into_dyn())
+                Operand(Place_::Host(Arg::view(self).into_dyn()))
             }
         }
     )*};
@@ -449,7 +465,8 @@ mod tests {
         let a = array![1i64, 2, 3];
         let operand = CudaArg::operand(&a);
         let caught = std::panic::catch_unwind(|| {
-            launch::<i64>(&Image::Unavailable("libnvrtc was not found"), c"k", &[&operand]);
+            // SAFETY: an unavailable image is never loaded.
+            unsafe { launch::<i64>(&Image::Unavailable("libnvrtc was not found"), c"k", &[&operand]) };
         })
         .unwrap_err();
         let message = caught.downcast_ref::<String>().cloned().unwrap_or_default();
