@@ -58,6 +58,9 @@ impl Image {
     }
 }
 
+const NO_NVRTC: &str = "CUDA is not available: libnvrtc (NVRTC, CUDA's runtime compiler) was not found (install the \
+                        CUDA toolkit, or `pip install nvidia-cuda-nvrtc` and put its nvidia/cu13/lib on LD_LIBRARY_PATH)";
+
 /// Whether libnvrtc can be loaded.
 pub fn nvrtc_present() -> bool {
     // SAFETY: only tries to load the library.
@@ -138,11 +141,7 @@ fn nvrtc_version() -> (i32, i32) {
 /// it in `<cache>/jit/cuda`.
 pub fn build(source: &CudaSource, cell: &str, cache: &Path) -> Result<Image, CellError> {
     if !nvrtc_present() {
-        return Ok(Image::Unavailable(
-            "CUDA is not available: libnvrtc (NVRTC, CUDA's runtime compiler) was not found (install the CUDA toolkit, \
-             or `pip install nvidia-cuda-nvrtc` and put its nvidia/cu13/lib on LD_LIBRARY_PATH)"
-                .to_string(),
-        ));
+        return Ok(Image::Unavailable(NO_NVRTC.to_string()));
     }
     let arch = match target() {
         Ok(arch) => arch,
@@ -330,14 +329,24 @@ unsafe fn write_out(text: &str, buffer: *mut u8, capacity: usize) -> usize {
     len
 }
 
-/// The GPU's name (its length), or 0 with the reason there is none kept for `rjk_cuda_error`.
+/// The GPU's name (its length) when cuda ufuncs can run here (a GPU, and an NVRTC that compiles
+/// for it), or 0 with the reason they cannot kept for `rjk_cuda_error`.
 ///
 /// # Safety
 /// `name` is writable for `capacity` bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rjk_cuda_device(name: *mut u8, capacity: usize) -> usize {
     let mut found = String::new();
-    if status(|| gpu().map(|g| found = g.name.clone())) != 0 {
+    let usable = status(|| {
+        let gpu = gpu()?;
+        if !nvrtc_present() {
+            return Err(format!("{NO_NVRTC}; {USE_CPU}"));
+        }
+        target().map_err(|why| format!("{why}; {USE_CPU}"))?;
+        found = gpu.name.clone();
+        Ok(())
+    });
+    if usable != 0 {
         return 0;
     }
     // SAFETY: per the caller.

@@ -101,8 +101,9 @@ fn host_or_fail() -> &'static Host {
     host().unwrap_or_else(|message| fail(message))
 }
 
-/// The GPU cells run on (its name), or why there is none: `match cuda::device() { ... }` lets
-/// a notebook say so instead of failing.
+/// The GPU cuda ufuncs run on (its name), or why they cannot run here (no driver, no GPU, no
+/// NVRTC to compile for it): `match cuda::device() { ... }` lets a notebook say so instead of
+/// failing.
 pub fn device() -> Result<String, String> {
     let host = host()?;
     let mut name = vec![0u8; 256];
@@ -114,7 +115,7 @@ pub fn device() -> Result<String, String> {
     Ok(String::from_utf8_lossy(&name[..len.min(name.len())]).into_owned())
 }
 
-/// Whether a GPU is there to run on.
+/// Whether cuda ufuncs can run here (see [`device`]).
 pub fn is_available() -> bool {
     device().is_ok()
 }
