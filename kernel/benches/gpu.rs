@@ -23,15 +23,9 @@ fn main() {
     };
     let n: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(10_000_000);
     let repeats: usize = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(200);
-    let cell = "#[vectorize(target = \"cuda\")]\nfn add_ufunc(x: i64, y: i64) -> i64 { x + y }";
-    let split = jit_codegen::split(cell).expect("the lesson's cell");
-    let source = split.functions[0].vectorize.as_ref().and_then(|u| u.cuda.clone()).expect("cuda");
-    let cache = std::env::temp_dir().join("rjk-gpu-bench");
     let started = Instant::now();
-    let built = rust_jit_kernel::cuda::build(&source, cell, &cache).unwrap_or_else(|e| panic!("{}", e.evalue));
+    let (image, target) = built("#[vectorize(target = \"cuda\")]\nfn add_ufunc(x: i64, y: i64) -> i64 { x + y }");
     let nvrtc_s = started.elapsed().as_secs_f64();
-    let rust_jit_kernel::cuda::Image::Ready { path, target, .. } = built else { panic!("no NVRTC: {built:?}") };
-    let image = Image::Ready(Box::leak(std::fs::read(path).expect("image").into_boxed_slice()));
     let kernel = c"add_ufunc_kernel";
 
     let a = Array1::from_iter(0..n as i64);
@@ -80,10 +74,12 @@ fn main() {
     assert!(peak > 0.0, "the device reports no memory clock or bus width");
     let bytes = 3.0 * 8.0 * n as f64;
     let big = cuda::to_device(&Array1::<i64>::zeros(3 * n / 2));
+    // A one-input ufunc (`x`): the same launch path, moving the same bytes as the add.
+    let (copy_image, _) = built("#[vectorize(target = \"cuda\")]\nfn copy(x: i64) -> i64 { x }");
     let mut copy = time(&mut || {
         // Reads and writes 1.5 n elements: the add's 3 n element transfers.
         // SAFETY: the image has copy_kernel, one i64 input, an i64 output.
-        let copied = unsafe { cuda::launch::<i64>(&identity_image(), c"copy_kernel", &[&big.operand()]) };
+        let copied = unsafe { cuda::launch::<i64>(&copy_image, c"copy_kernel", &[&big.operand()]) };
         drop(copied);
     });
     for v in [&mut device_call, &mut host_call, &mut copy, &mut kernel_only] {
@@ -107,16 +103,11 @@ fn main() {
     );
 }
 
-/// A one-input ufunc (`x`): the same launch path moving 2 bytes per input byte.
-fn identity_image() -> Image {
-    static IMAGE: std::sync::OnceLock<&'static [u8]> = std::sync::OnceLock::new();
-    let bytes = IMAGE.get_or_init(|| {
-        let cell = "#[vectorize(target = \"cuda\")]\nfn copy(x: i64) -> i64 { x }";
-        let split = jit_codegen::split(cell).expect("cell");
-        let source = split.functions[0].vectorize.as_ref().and_then(|u| u.cuda.clone()).expect("cuda");
-        let built = rust_jit_kernel::cuda::build(&source, cell, &std::env::temp_dir().join("rjk-gpu-bench")).expect("nvrtc");
-        let rust_jit_kernel::cuda::Image::Ready { path, .. } = built else { panic!("no NVRTC") };
-        Box::leak(std::fs::read(path).expect("image").into_boxed_slice())
-    });
-    Image::Ready(bytes)
+/// The kernel of the cell's cuda ufunc, built by the kernel's NVRTC step, and its target.
+fn built(cell: &str) -> (Image, String) {
+    let split = jit_codegen::split(cell).expect("a cell with a cuda ufunc");
+    let source = split.functions[0].vectorize.as_ref().and_then(|u| u.cuda.clone()).expect("cuda");
+    let built = rust_jit_kernel::cuda::build(&source, cell, &std::env::temp_dir().join("rjk-gpu-bench")).unwrap_or_else(|e| panic!("{}", e.evalue));
+    let rust_jit_kernel::cuda::Image::Ready { path, target, .. } = built else { panic!("no NVRTC: {built:?}") };
+    (Image::Ready(Box::leak(std::fs::read(path).expect("the image").into_boxed_slice())), target)
 }

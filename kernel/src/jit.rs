@@ -208,19 +208,22 @@ impl JitCompiler {
     pub fn compile(&mut self, function: &JitFn, cell: &str, cell_uses: &[String], known: &dyn Fn(&str) -> bool) -> Result<Compiled, CellError> {
         let runtime = self.runtime_rlib()?;
         // A cuda ufunc's kernel first: its crate embeds the image.
-        let mut function = function.clone();
+        let with_image;
         let mut device = None;
-        if let Some(ufunc) = function.vectorize.as_mut() {
-            if let Some(cuda) = &ufunc.cuda {
+        let function = match function.vectorize.as_ref().and_then(|u| u.cuda.as_ref()) {
+            Some(cuda) => {
                 let image = crate::cuda::build(cuda, cell, &self.cache)?;
                 device = Some(image.report(&function.name));
-                ufunc.device_image = Some(match image {
+                let mut f = function.clone();
+                f.vectorize.as_mut().expect("a ufunc").device_image = Some(match image {
                     crate::cuda::Image::Ready { path, .. } => Ok(path.display().to_string()),
                     crate::cuda::Image::Unavailable(why) => Err(why),
                 });
+                with_image = f;
+                &with_image
             }
-        }
-        let function = &function;
+            None => function,
+        };
         let deps = self.dependencies(function);
         let uses = merged_uses(&self.uses, cell_uses);
         let draft = jit_codegen::crate_source(function, "KRATE", &deps, &uses);

@@ -125,11 +125,6 @@ pub trait Scalar: Copy + Send + Sync + 'static {
     const NAME: &'static str;
 }
 
-macro_rules! scalars {
-    ($($t:ty),*) => {$( impl Scalar for $t { const NAME: &'static str = stringify!($t); } )*};
-}
-scalars!(i32, i64, u32, u64, f32, f64, bool);
-
 /// One allocation in the GPU's memory, freed on drop.
 struct Buffer {
     ptr: u64,
@@ -169,8 +164,7 @@ where
     S::Elem: Scalar,
 {
     let contiguous = array.as_standard_layout();
-    let staged = upload(contiguous.as_slice().expect("standard layout"));
-    let buffer = staged.owned.expect("a new buffer");
+    let buffer = upload(contiguous.as_slice().expect("standard layout"));
     DeviceArray { buffer, dim: array.raw_dim(), _elem: PhantomData }
 }
 
@@ -237,24 +231,22 @@ enum Place_<'a, T> {
     Device { ptr: u64, shape: IxDyn, _array: PhantomData<&'a T> },
 }
 
-impl<T: Copy> Operand<'_, T> {
-    fn shape(&self) -> IxDyn {
+impl<T: Copy> Stage for Operand<'_, T> {
+    fn operand_shape(&self) -> IxDyn {
         match &self.0 {
             Place_::Host(view) => view.raw_dim(),
             Place_::Device { shape, .. } => shape.clone(),
         }
     }
 
-    /// On the GPU, as the kernel reads it for an output of `shape`: a pointer and a step (1:
-    /// one element per output element, in order; 0: one element for all).
-    fn stage(&self, shape: &IxDyn) -> Staged {
+    fn stage_on_device(&self, shape: &IxDyn) -> Staged {
         match &self.0 {
             Place_::Device { ptr, shape: own, .. } => {
                 if own.size() == 1 {
-                    Staged { ptr: *ptr, step: 0, owned: None }
+                    Staged { ptr: *ptr, step: 0, _owned: None }
                 } else if own.size() == shape.size() && crate::par::broadcast_shape(own, shape).is_ok_and(|b| &b == shape) {
                     // The same elements in the same order (`[3]` as `[1, 3]`).
-                    Staged { ptr: *ptr, step: 1, owned: None }
+                    Staged { ptr: *ptr, step: 1, _owned: None }
                 } else {
                     fail(format!(
                         "a device array of shape {:?} does not broadcast to {:?} on the GPU: device operands need the \
@@ -267,25 +259,27 @@ impl<T: Copy> Operand<'_, T> {
             Place_::Host(view) => {
                 if view.len() == 1 {
                     let one = view.iter().next().expect("one element");
-                    return Staged { step: 0, ..upload(std::slice::from_ref(one)) };
+                    let buffer = upload(std::slice::from_ref(one));
+                    return Staged { ptr: buffer.ptr, step: 0, _owned: Some(buffer) };
                 }
                 // A copy only when the operand is broadcast or not in standard order.
                 let full = view.broadcast(shape.clone()).expect("a shape from broadcast_shape");
                 let contiguous = full.as_standard_layout();
-                upload(contiguous.as_slice().expect("standard layout"))
+                let buffer = upload(contiguous.as_slice().expect("standard layout"));
+                Staged { ptr: buffer.ptr, step: 1, _owned: Some(buffer) }
             }
         }
     }
 }
 
-/// `data` copied to a new device buffer, read with step 1.
-fn upload<T: Copy>(data: &[T]) -> Staged {
+/// `data` copied to a new device buffer.
+fn upload<T: Copy>(data: &[T]) -> Buffer {
     let bytes = std::mem::size_of_val(data);
     let buffer = Buffer::new(bytes);
     let host = host_or_fail();
     // SAFETY: `data` is readable for `bytes`; the buffer is that large.
     check(host, unsafe { (host.upload)(buffer.ptr, data.as_ptr() as *const u8, bytes) });
-    Staged { ptr: buffer.ptr, step: 1, owned: Some(buffer) }
+    buffer
 }
 
 /// The compiled kernel a cuda ufunc's crate carries: a CUBIN or PTX image (NUL-terminated),
@@ -298,6 +292,8 @@ pub enum Image {
 /// Operands of one call, of any element types.
 pub trait Stage {
     fn operand_shape(&self) -> IxDyn;
+    /// On the GPU, as the kernel reads it for an output of `shape`: a pointer and a step (1:
+    /// one element per output element, in order; 0: one element for all).
     fn stage_on_device(&self, shape: &IxDyn) -> Staged;
 }
 
@@ -305,16 +301,8 @@ pub trait Stage {
 pub struct Staged {
     ptr: u64,
     step: u64,
-    owned: Option<Buffer>,
-}
-
-impl<T: Copy> Stage for Operand<'_, T> {
-    fn operand_shape(&self) -> IxDyn {
-        self.shape()
-    }
-    fn stage_on_device(&self, shape: &IxDyn) -> Staged {
-        self.stage(shape)
-    }
+    /// A copy of a host operand, freed after the launch.
+    _owned: Option<Buffer>,
 }
 
 /// Runs `kernel` of `image` over the broadcast shape of `operands` and returns the result on
@@ -431,8 +419,12 @@ impl<X: CudaArg> CudaArg for &X {
     }
 }
 
-macro_rules! scalar_args {
+/// The scalar types: device array elements, and arguments on the host like arrays of no axes.
+macro_rules! scalars {
     ($($t:ty),*) => {$(
+        impl Scalar for $t {
+            const NAME: &'static str = stringify!($t);
+        }
         impl CudaArg for $t {
             type Elem = $t;
             type Dim = ndarray::Ix0;
@@ -443,7 +435,7 @@ macro_rules! scalar_args {
         }
     )*};
 }
-scalar_args!(i32, i64, u32, u64, f32, f64, bool);
+scalars!(i32, i64, u32, u64, f32, f64, bool);
 
 #[cfg(test)]
 mod tests {
