@@ -212,8 +212,11 @@ def test_interrupt_stops_a_running_cell_and_says_what_was_lost():
         assert reply["content"]["ename"] == "Interrupted"
         assert "survivor_count" in reply["content"]["evalue"]
         assert k.result("still_here()") == "11"
-        # Interrupt with nothing running: harmless.
-        k.km.interrupt_kernel()
+        # Interrupt with nothing running: harmless. (Wait for the reply: an interrupt still in flight
+        # when the next execute starts would rightly stop that one.)
+        request = k.kc.session.msg("interrupt_request", {})
+        k.kc.control_channel.send(request)
+        assert k.reply_to(request["header"]["msg_id"], channel="control")["content"]["status"] == "ok"
         assert k.result("still_here() + 1") == "12"
     finally:
         k.shutdown()
