@@ -1,10 +1,11 @@
 //! The narrow interface between the dispatch core and a language engine.
 //!
 //! The dispatch core ([`crate::dispatch`]) knows nothing about evcxr, cargo or
-//! processes; it talks to a [`Backend`]. The real implementation lives in
-//! [`crate::evcxr_backend`]; tests use a fake.
+//! processes; it talks to a [`Backend`]. The real one is [`crate::jit::JitBackend`] over
+//! [`crate::evcxr_backend::EvcxrBackend`]; tests use fakes.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 /// A MIME bundle: MIME type -> data (text, or base64 for binary types).
 pub type MimeBundle = BTreeMap<String, String>;
@@ -22,6 +23,9 @@ pub enum LiveOutput {
 
 /// Where live output goes. Called from whichever thread reads the engine's output.
 pub type OutputSink<'a> = &'a (dyn Fn(LiveOutput) + Sync);
+
+/// The sink of code the kernel runs for itself, whose output nobody sees.
+pub fn discard(_: LiveOutput) {}
 
 /// Why a cell failed. Rendered as an `error` message: `ename`, `evalue`, `traceback`.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,11 +51,49 @@ pub struct Completions {
     pub end: usize,
 }
 
+/// What a layer over a backend (the jit) compiles in front of a cell, outside the cell's own
+/// line numbers (errors are still reported against the cell as typed).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Front<'a> {
+    /// Items (`use`s, functions) that the session keeps once the cell compiles.
+    pub items: &'a str,
+    /// A path dependency (a crate's directory) that joins the session with this cell.
+    pub dependency: Option<&'a Path>,
+}
+
+impl Front<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty() && self.dependency.is_none()
+    }
+}
+
+/// Why [`Backend::execute_with`] failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunError {
+    /// The cell failed (or stopped, or crashed).
+    Cell(CellError),
+    /// The cell was fine, but the [`Front`] items did not compile.
+    Front(CellError),
+}
+
+impl RunError {
+    pub fn into_cell_error(self) -> CellError {
+        match self {
+            RunError::Cell(e) | RunError::Front(e) => e,
+        }
+    }
+}
+
 /// The engine that runs cells. One cell at a time; `execute` blocks until the cell ends.
 pub trait Backend {
-    /// Runs `code`. Live output goes to `sink` while the cell runs; the value of a
-    /// trailing expression (if any) is returned as a MIME bundle.
-    fn execute(&mut self, code: &str, sink: OutputSink<'_>) -> Result<Option<MimeBundle>, CellError>;
+    /// Runs `code` with `front` compiled in front of it. Live output goes to `sink` while the
+    /// cell runs; the value of a trailing expression (if any) is returned as a MIME bundle.
+    fn execute_with(&mut self, front: &Front<'_>, code: &str, sink: OutputSink<'_>) -> Result<Option<MimeBundle>, RunError>;
+
+    /// Runs `code` (see [`Backend::execute_with`]).
+    fn execute(&mut self, code: &str, sink: OutputSink<'_>) -> Result<Option<MimeBundle>, CellError> {
+        self.execute_with(&Front::default(), code, sink).map_err(RunError::into_cell_error)
+    }
 
     /// Completions at byte offset `cursor`.
     fn complete(&mut self, code: &str, cursor: usize) -> Completions;
@@ -59,8 +101,25 @@ pub trait Backend {
     /// Hover documentation at byte offset `cursor`, if any.
     fn inspect(&mut self, code: &str, cursor: usize) -> Option<MimeBundle>;
 
-    /// Names of the variables the user process currently holds.
+    /// Names of the variables the user process currently holds, sorted.
     fn variables(&self) -> Vec<String>;
+
+    /// A one-line Rust statement that adds the text of `text` (an expression of a `Display`
+    /// type) to the running cell's result bundle, under `mime` (see `magics::Context`).
+    fn result_part(&self, mime: &str, text: &str) -> String;
+
+    /// Names of the items (functions, types, ...) the session has defined.
+    fn items(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Runs `work` (a compile the kernel runs itself, e.g. rustc for a jit function) so that an
+    /// interrupt stops it as it stops the engine's own compiles. Returns whether it was
+    /// interrupted.
+    fn interruptible(&mut self, work: &mut dyn FnMut()) -> bool {
+        work();
+        false
+    }
 
     /// Sets an environment variable for what the engine starts from now on (compiles, a
     /// restarted user process) and in the running user process, without a restart.

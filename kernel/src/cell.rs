@@ -24,7 +24,7 @@ pub fn run<B: Backend + ?Sized>(backend: &mut B, code: &str, sink: OutputSink<'_
                     Ok(None) => None,
                     Err(MagicError { ename, evalue, mut traceback }) => {
                         if traceback.is_empty() {
-                            traceback = vec![format!("\x1b[1;31m{ename}\x1b[0m: {evalue}")];
+                            traceback = crate::diagnostics::error(&ename, evalue.as_str()).traceback;
                         }
                         return Err(CellError { ename, evalue, traceback });
                     }
@@ -69,5 +69,9 @@ impl<B: Backend + ?Sized> Context for Session<'_, '_, B> {
 
     fn set_env(&mut self, name: &str, value: &str) -> Result<(), MagicError> {
         self.backend.set_env(name, value).map_err(|e| MagicError::new(e.ename, e.evalue))
+    }
+
+    fn result_part(&self, mime: &str, text: &str) -> String {
+        self.backend.result_part(mime, text)
     }
 }

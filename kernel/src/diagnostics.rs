@@ -7,6 +7,17 @@ const BLUE: &str = "\x1b[1;34m";
 const BOLD: &str = "\x1b[1m";
 const RESET: &str = "\x1b[0m";
 
+/// The first line of an error's traceback: its name in red, then `rest`.
+pub fn headline(ename: &str, rest: &str) -> String {
+    format!("{RED}{ename}{RESET}{rest}")
+}
+
+/// An error whose traceback is its one line, `ename: evalue`, the name in red.
+pub fn error(ename: &str, evalue: impl Into<String>) -> CellError {
+    let evalue = evalue.into();
+    CellError { ename: ename.to_string(), traceback: vec![headline(ename, &format!(": {evalue}"))], evalue }
+}
+
 /// A span in the cell: 1-based lines, 1-based columns (end exclusive).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CellSpan {
@@ -42,14 +53,14 @@ pub fn compile_error(diagnostics: &[Diagnostic], cell: &str) -> CellError {
     let evalue = match errors.first() {
         Some(d) => {
             let line = d.labels.iter().find_map(|(s, _)| *s).map(|s| format!(" (cell line {})", s.start_line));
-            format!("{}{}", headline(d), line.unwrap_or_default())
+            format!("{}{}", summary(d), line.unwrap_or_default())
         }
         None => "compilation failed".to_string(),
     };
     CellError { ename: "CompilationError".to_string(), evalue, traceback }
 }
 
-fn headline(d: &Diagnostic) -> String {
+fn summary(d: &Diagnostic) -> String {
     match &d.code {
         Some(code) => format!("{}[{code}]: {}", d.level, d.message),
         None => format!("{}: {}", d.level, d.message),
@@ -58,7 +69,7 @@ fn headline(d: &Diagnostic) -> String {
 
 fn render(d: &Diagnostic, lines: &[&str]) -> Vec<String> {
     let mut out = Vec::new();
-    let head = headline(d);
+    let head = summary(d);
     let (level, rest) = head.split_once(": ").unwrap_or((&head, ""));
     out.push(format!("{RED}{level}{RESET}{BOLD}: {rest}{RESET}"));
     let spans: Vec<(CellSpan, &str)> = d.labels.iter().filter_map(|(s, l)| s.map(|s| (s, l.as_str()))).collect();
@@ -111,26 +122,28 @@ fn render(d: &Diagnostic, lines: &[&str]) -> Vec<String> {
     out
 }
 
+/// `text` without its ANSI colour codes (what a terminal shows).
+#[cfg(test)]
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn strip_ansi(s: &str) -> String {
-        let mut out = String::new();
-        let mut chars = s.chars();
-        while let Some(c) = chars.next() {
-            if c == '\x1b' {
-                for c in chars.by_ref() {
-                    if c == 'm' {
-                        break;
-                    }
-                }
-            } else {
-                out.push(c);
-            }
-        }
-        out
-    }
 
     #[test]
     fn columns_beyond_the_line_mark_the_whole_line() {

@@ -130,7 +130,6 @@ impl Publisher {
 pub struct Shell<B: Backend> {
     backend: B,
     publisher: Publisher,
-    info: KernelInfoReply,
     execution_count: usize,
     history: History,
     /// The requests not yet taken (while `run` serves them).
@@ -141,11 +140,11 @@ pub struct Shell<B: Backend> {
 }
 
 impl<B: Backend> Shell<B> {
-    pub fn new(backend: B, outbox: Arc<dyn Outbox>, info: KernelInfoReply) -> Self {
+    /// (`kernel_info_request` is answered by [`Control`], whichever channel it came on.)
+    pub fn new(backend: B, outbox: Arc<dyn Outbox>) -> Self {
         Shell {
             backend,
             publisher: Publisher::new(outbox),
-            info,
             execution_count: 0,
             history: History::default(),
             requests: None,
@@ -189,9 +188,6 @@ impl<B: Backend> Shell<B> {
         let reply = |content: JupyterMessageContent| publisher.reply(Channel::Shell, message, content);
         match &message.content {
             JupyterMessageContent::ExecuteRequest(request) => self.execute(message, request),
-            JupyterMessageContent::KernelInfoRequest(_) => {
-                reply(JupyterMessageContent::KernelInfoReply(Box::new(self.info.clone())))
-            }
             JupyterMessageContent::IsCompleteRequest(request) => {
                 let content = match lex::check(&request.code) {
                     Completeness::Complete => IsCompleteReply::complete(),
@@ -295,7 +291,8 @@ impl<B: Backend> Shell<B> {
 
     /// `?name`: the documentation of `name` in the pager (IPython's `?obj`), as a `page` payload.
     fn help(&mut self, name: &str) -> (Result<Option<MimeBundle>, CellError>, Vec<Payload>) {
-        match self.backend.inspect(name, name.len()) {
+        let backend = &mut self.backend;
+        match guarded(|| backend.inspect(name, name.len()), |_| None) {
             Some(bundle) => (Ok(None), vec![Payload::Page { data: media(&bundle), start: 0 }]),
             None => (Err(CellError::new("NotFound", format!("no documentation found for `{name}`"))), Vec::new()),
         }

@@ -1,16 +1,22 @@
 //! rust-jit-kernel: a Jupyter kernel for Rust. See ARCHITECTURE.md for the path of a cell.
 
 pub mod backend;
+pub mod cache;
 pub mod cell;
 pub mod cuda;
 pub mod diagnostics;
 pub mod dispatch;
 pub mod evcxr_backend;
+pub mod exports;
 pub mod history;
 pub mod host_stderr;
 pub mod install;
+pub mod interrupt;
 pub mod jit;
 pub mod output;
 pub mod pool;
+pub mod setup;
+#[cfg(test)]
+mod testing;
 pub mod transport;
 pub mod wire;

@@ -4,7 +4,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use jupyter_protocol::ConnectionInfo;
 use rust_jit_kernel::dispatch::{kernel_info, Control, Flow, Shell};
-use rust_jit_kernel::evcxr_backend::{self, EvcxrBackend, Toolchain};
+use rust_jit_kernel::cache::cache_dir;
+use rust_jit_kernel::setup::{self, Toolchain};
 use rust_jit_kernel::install::{self, Location};
 use rust_jit_kernel::backend::{Interrupter, LateInterrupter};
 use rust_jit_kernel::{host_stderr, transport};
@@ -64,8 +65,7 @@ fn main() -> ExitCode {
     // evcxr runs this same binary as the process that holds the user's variables (and as a
     // rustc wrapper); in those roles this call never returns.
     evcxr::runtime_hook();
-    rust_jit_kernel::pool::keep();
-    rust_jit_kernel::cuda::keep();
+    rust_jit_kernel::exports::keep();
 
     let cli = Cli::parse();
     let result = match (&cli.command, &cli.connection_file) {
@@ -75,8 +75,8 @@ fn main() -> ExitCode {
             .and_then(|dir| {
                 println!("Installed kernelspec rust-jit (Rust (JIT)) in {}", dir.display());
                 if !no_warm_up {
-                    let took = evcxr_backend::warm_up(&evcxr_backend::cache_dir())?;
-                    println!("Built the session crate in {:.1} s (cache: {})", took.as_secs_f64(), evcxr_backend::cache_dir().display());
+                    let took = setup::warm_up(&cache_dir())?;
+                    println!("Built the session crate in {:.1} s (cache: {})", took.as_secs_f64(), cache_dir().display());
                 }
                 Ok(())
             }),
@@ -124,8 +124,8 @@ fn run_kernel(connection_file: &PathBuf) -> anyhow::Result<()> {
     // Our own panics go to the log (fd 2 is the capture pipe now).
     std::panic::set_hook(Box::new(|info| tracing::error!("kernel panic: {info}")));
     let toolchain = Toolchain::discover()?;
-    let workspace = evcxr_backend::prepare_environment(&evcxr_backend::cache_dir(), &toolchain)?;
-    let slot = workspace.dir.clone();
+    let cache = cache_dir();
+    let workspace = setup::prepare_environment(&cache, &toolchain)?;
 
     let info_reply = kernel_info(&toolchain.version);
     let (outbox, outgoing) = transport::outbox();
@@ -137,11 +137,10 @@ fn run_kernel(connection_file: &PathBuf) -> anyhow::Result<()> {
     let interrupter = Arc::new(LateInterrupter::default());
     let engine_interrupter = interrupter.clone();
     let engine_outbox = outbox.clone();
-    let engine_info = info_reply.clone();
     std::thread::Builder::new().name("engine".into()).spawn(move || {
-        let flow = EvcxrBackend::start(Some(host), &slot, &toolchain).map(|(backend, evcxr_interrupter)| {
-            engine_interrupter.set(evcxr_interrupter);
-            Shell::new(backend, engine_outbox, engine_info).run(shell_rx)
+        let flow = setup::start_session(Some(host), &cache, &workspace, &toolchain).map(|(backend, session_interrupter)| {
+            engine_interrupter.set(session_interrupter);
+            Shell::new(backend, engine_outbox).run(shell_rx)
         });
         let _ = done_tx.send(flow);
     })?;

@@ -1,16 +1,28 @@
-//! Turns the user process's stdout/stderr lines into live outputs.
+//! Turns the user process's stdout/stderr lines into live outputs: [`pump_output`] reads them
+//! while a cell runs (with cargo's progress lines from the kernel's own stderr), batches what
+//! is waiting, and feeds an [`OutputPump`], which calls the sink.
 //!
-//! Two things are recognised on the way:
+//! Recognised on the way:
 //! - rich displays: `RJK_BEGIN_DISPLAY <mime>` ... `RJK_END_DISPLAY` on stdout becomes one
 //!   `display_data` (the lines between are the data, joined with newlines);
 //! - `RJK_CLEAR_OUTPUT [wait]` on stdout becomes `clear_output`;
-//! - a panic on the cell's thread (`thread '<name>' (TID) panicked at ...` on stderr, as
-//!   Rust's default panic hook writes it, where TID is the user process's main thread): its
-//!   text is taken out of the stream and kept, so the kernel can report the cell as failed.
-//!   evcxr catches the unwind and would otherwise report success. Panics on other threads
-//!   stay ordinary stderr.
+//! - a panic on the cell's thread: the session's panic hook (`evcxr_backend::prelude::PANIC_HOOK`) reports it
+//!   as one `RJK_PANIC location<TAB>message` line on stdout, which is taken out and kept, so
+//!   the kernel can report the cell as failed (evcxr catches the unwind and would otherwise
+//!   report success). Rust's default report on stderr (`thread '<name>' (TID) panicked at
+//!   ...`, TID the user process's main thread) is recognised too, for a cell that replaced the
+//!   hook. Panics on other threads stay ordinary stderr.
+
+use std::time::Duration;
+
+use crossbeam_channel::{never, select, Receiver};
 
 use crate::backend::{LiveOutput, MimeBundle, OutputSink};
+
+/// How long stderr must stay quiet after a cell ends before its output is complete.
+/// (The child's stderr is read by another thread; the panic text is written before the
+/// cell returns, so it is normally already there.)
+const STDERR_SETTLE: Duration = Duration::from_millis(5);
 
 pub const BEGIN_DISPLAY: &str = "RJK_BEGIN_DISPLAY ";
 pub const END_DISPLAY: &str = "RJK_END_DISPLAY";
@@ -184,6 +196,55 @@ fn unescape(text: &str) -> String {
         }
     }
     out
+}
+
+/// Reads the user process's output until the cell ends, batching what is available.
+pub fn pump_output(
+    sink: OutputSink<'_>,
+    main_tid: Option<u32>,
+    stdout: &Receiver<String>,
+    stderr: &Receiver<String>,
+    host: &Receiver<String>,
+    done: &Receiver<()>,
+) -> Option<Panic> {
+    let mut pump = OutputPump::new(sink, main_tid);
+    let (mut out_rx, mut err_rx, mut host_rx) = (stdout.clone(), stderr.clone(), host.clone());
+    let mut finishing = false;
+    loop {
+        let mut got = false;
+        if finishing {
+            select! {
+                recv(out_rx) -> l => match l { Ok(l) => { pump.stdout_line(&l); got = true } Err(_) => out_rx = never() },
+                recv(err_rx) -> l => match l { Ok(l) => { pump.stderr_line(&l); got = true } Err(_) => err_rx = never() },
+                recv(host_rx) -> l => match l { Ok(l) => { pump.stderr_line(&l); got = true } Err(_) => host_rx = never() },
+                default(STDERR_SETTLE) => {}
+            }
+            if !got {
+                break;
+            }
+        } else {
+            select! {
+                recv(out_rx) -> l => match l { Ok(l) => pump.stdout_line(&l), Err(_) => out_rx = never() },
+                recv(err_rx) -> l => match l { Ok(l) => pump.stderr_line(&l), Err(_) => err_rx = never() },
+                recv(host_rx) -> l => match l { Ok(l) => pump.stderr_line(&l), Err(_) => host_rx = never() },
+                recv(done) -> _ => finishing = true,
+            }
+        }
+        // Take whatever else is already waiting, then send it as one message per stream.
+        for _ in 0..10_000 {
+            if let Ok(l) = out_rx.try_recv() {
+                pump.stdout_line(&l);
+            } else if let Ok(l) = err_rx.try_recv() {
+                pump.stderr_line(&l);
+            } else if let Ok(l) = host_rx.try_recv() {
+                pump.stderr_line(&l);
+            } else {
+                break;
+            }
+        }
+        pump.flush();
+    }
+    pump.finish()
 }
 
 #[cfg(test)]

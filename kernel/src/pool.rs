@@ -1,5 +1,5 @@
 //! The session's one thread pool. It lives in the user process (this same binary, started by
-//! evcxr), and every cell reaches it through two exported C functions: cells are shared
+//! evcxr), and every cell reaches it through two exported C functions (`exports.rs`): cells are shared
 //! objects with their own copies of rayon's statics, so a pool kept in a cell's code would be
 //! one pool per cell. The ABI is described in `jit/runtime/src/pool.rs`; only a pointer and
 //! integers cross it.
@@ -58,14 +58,6 @@ pub extern "C" fn rjk_pool_threads() -> usize {
 pub unsafe extern "C" fn rjk_pool_run(n: usize, ctx: *const c_void, task: extern "C" fn(*const c_void, usize)) {
     let ctx = ctx as usize;
     pool().install(|| (0..n).into_par_iter().for_each(|i| task(ctx as *const c_void, i)));
-}
-
-/// Keeps the exported functions in the binary (the linker drops what nothing references).
-/// `evcxr::runtime_hook` does not return in the user process, so this runs in the kernel
-/// process only; the functions are then in the binary both roles run.
-#[inline(never)]
-pub fn keep() {
-    std::hint::black_box((rjk_pool_run as *const () as usize, rjk_pool_threads as *const () as usize));
 }
 
 #[cfg(test)]

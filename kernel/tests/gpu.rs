@@ -8,10 +8,10 @@
 
 use jit::cuda::{self, CudaArg, DeviceArray, Image, Join, Output, Place};
 use jit::ndarray::{array, Array1, Array2, DimMax, Dimension, Ix1};
-use rust_jit_kernel::cuda::{build, Image as Built};
+use rust_jit_kernel::cuda::nvrtc::{build, Image as Built};
 
 fn gpu_or_skip() -> bool {
-    rust_jit_kernel::cuda::keep();
+    rust_jit_kernel::exports::keep();
     match cuda::device() {
         Ok(name) => {
             eprintln!("GPU: {name}");
@@ -51,12 +51,14 @@ where
 
 const ADD: &str = "#[vectorize(target = \"cuda\")]\nfn add_ufunc(x: i64, y: i64) -> i64 { x + y }";
 
+/// The lesson's `add_ufunc` kernel, or `None` (the test is skipped) without a GPU.
+fn add_kernel() -> Option<(&'static Image, &'static std::ffi::CStr)> {
+    gpu_or_skip().then(|| kernel(ADD))
+}
+
 #[test]
 fn host_arrays_go_to_the_gpu_and_back_with_broadcasting() {
-    if !gpu_or_skip() {
-        return;
-    }
-    let add = kernel(ADD);
+    let Some(add) = add_kernel() else { return };
     let a = Array1::from_iter(0..1_000_003i64);
     let b = &a * 3;
     let sum: Array1<i64> = call2(add, &a, &b);
@@ -73,10 +75,7 @@ fn host_arrays_go_to_the_gpu_and_back_with_broadcasting() {
 
 #[test]
 fn device_arrays_stay_on_the_gpu() {
-    if !gpu_or_skip() {
-        return;
-    }
-    let add = kernel(ADD);
+    let Some(add) = add_kernel() else { return };
     let a = Array1::from_iter(0..10_000i64);
     let (da, db) = (cuda::to_device(&a), cuda::to_device(&a));
     let on_device: DeviceArray<i64, Ix1> = call2(add, &da, &db);

@@ -101,7 +101,15 @@ pub trait Context {
     /// Sets a variable in the kernel process (later compiles see it) and in the user
     /// process (later cells see it).
     fn set_env(&mut self, name: &str, value: &str) -> Result<(), MagicError>;
+    /// A Rust statement that, run in code given to [`Context::run_rust`], adds the text of
+    /// `text` (an expression of a `Display` type) to the bundle it returns, under `mime`.
+    fn result_part(&self, mime: &str, text: &str) -> String;
 }
+
+/// The environment variable that names the interrupt flag file: while the file exists, the
+/// code a magic generates (the `%timeit` harness) stops at its next check. The kernel creates
+/// the file when an interrupt arrives.
+pub const INTERRUPT_FILE_VAR: &str = "RJK_INTERRUPT_FILE";
 
 /// A magic: one file in this crate, registered in [`REGISTRY`].
 pub trait Magic: Sync {

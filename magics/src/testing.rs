@@ -23,6 +23,9 @@ impl Context for FakeSession {
         self.env.push((name.into(), value.into()));
         Ok(())
     }
+    fn result_part(&self, mime: &str, text: &str) -> String {
+        format!("report({mime:?}, {text});")
+    }
 }
 
 /// `%name args` (line magic) or, with a body, `%%name args` (cell magic) on line 1.

@@ -45,7 +45,8 @@ Variables defined with `let` inside the timed code stay local to it."
             return Ok(None);
         }
         crate::require_complete("%time", &statement)?;
-        let code = harness(&statement, call.line);
+        let report = ctx.result_part(TIMES_MIME, "format!(\"{} {} {}\", __rjk_u1 - __rjk_u0, __rjk_s1 - __rjk_s0, __rjk_wall)");
+        let code = harness(&statement, call.line, &report);
         let mut bundle = ctx.run_rust(&code)?.unwrap_or_default();
         let times = bundle.remove(TIMES_MIME).unwrap_or_default();
         let t: Vec<f64> = times.split_whitespace().filter_map(|x| x.parse().ok()).collect();
@@ -60,8 +61,8 @@ Variables defined with `let` inside the timed code stay local to it."
     }
 }
 
-/// The timed block, with the statement on the cell's line.
-fn harness(statement: &str, line: usize) -> String {
+/// The timed block, with the statement on the cell's line; `report` hands the times back.
+fn harness(statement: &str, line: usize, report: &str) -> String {
     let padding = "\n".repeat(line.saturating_sub(1));
     format!(
         "{padding}{{ unsafe extern \"C\" {{ fn getrusage(who: i32, usage: *mut [i64; 18]) -> i32; }} \
@@ -70,9 +71,7 @@ fn harness(statement: &str, line: usize) -> String {
          let (__rjk_u0, __rjk_s0) = __rjk_cpu(); let __rjk_w0 = ::std::time::Instant::now(); \
          let __rjk_value = {{ {statement}\n}}; \
          let __rjk_wall = __rjk_w0.elapsed().as_secs_f64(); let (__rjk_u1, __rjk_s1) = __rjk_cpu(); \
-         println!(\"EVCXR_BEGIN_CONTENT {TIMES_MIME}\\n{{}} {{}} {{}}\\nEVCXR_END_CONTENT\", \
-         __rjk_u1 - __rjk_u0, __rjk_s1 - __rjk_s0, __rjk_wall); \
-         __rjk_value }}"
+         {report} __rjk_value }}"
     )
 }
 
@@ -98,8 +97,9 @@ mod tests {
                 Value::Result(MimeBundle::from([("text/plain".into(), "42".into())])),
             ])
         );
-        // The statement is on the cell's line (2).
+        // The statement is on the cell's line (2); the times come back through the context.
         assert!(ctx.ran[0].lines().nth(1).unwrap().contains("6 * 7"));
+        assert!(ctx.ran[0].contains("report(\"application/x-rust-jit-time\", format!(\"{} {} {}\", __rjk_u1 - __rjk_u0"), "{}", ctx.ran[0]);
     }
 
     #[test]

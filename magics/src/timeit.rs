@@ -170,11 +170,12 @@ Example:
 pub fn harness(setup: &str, statement: &str, options: &Options, line: usize, cell_mode: bool) -> String {
     let head = format!(
         "{{ let __rjk_number: u64 = {number}; let __rjk_repeat: usize = {repeat}; \
-         let __rjk_flag = ::std::env::var_os(\"RJK_INTERRUPT_FILE\").map(::std::path::PathBuf::from); \
+         let __rjk_flag = ::std::env::var_os({flag:?}).map(::std::path::PathBuf::from); \
          let __rjk_stop = || __rjk_flag.as_ref().is_some_and(|f| f.exists()); \
          let mut __rjk_time = |__rjk_loops: u64| -> ::std::option::Option<f64> {{ ",
         number = options.number,
         repeat = options.repeat,
+        flag = crate::INTERRUPT_FILE_VAR,
     );
     // Runs `__rjk_loops` loops in chunks of about 50 ms; only the chunks are timed, and the
     // interrupt flag is looked at between them.

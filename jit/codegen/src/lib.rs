@@ -6,16 +6,23 @@
 //! - [`crate_source`] writes one function's crate, with the function on a known line and
 //!   column so that rustc's errors map back to the cell;
 //! - [`parallel`] rewrites the body of a `#[jit(parallel)]` function (array operators and
-//!   `prange` loops onto the runtime), keeping its lines.
+//!   `prange` loops onto the runtime), keeping its lines;
+//! - [`vectorize`] writes a `#[vectorize]` function's export shim and cell wrapper, and
+//!   [`cuda`] translates a `target = "cuda"` body to CUDA C (both over the [`scalar`] types).
 
 use std::collections::BTreeSet;
 
 use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
 
 pub mod cuda;
+mod error;
+mod krate;
 pub mod parallel;
+pub mod scalar;
 pub mod vectorize;
 
+pub use error::{CodegenError, Unsupported};
+pub use krate::{crate_source, crate_source_with_image, use_names, use_root, CrateSource, ALLOWED_ROOTS, RUNTIME_PRELUDE};
 pub use vectorize::Target;
 
 /// One `#[jit]` function found in a cell.
@@ -72,10 +79,12 @@ impl JitFn {
         format!("__{krate}")
     }
 
-    /// What the crate exports for cells: a `#[no_mangle]` function that calls this one.
-    pub fn export_shim(&self, krate: &str) -> String {
+    /// What the crate exports for cells: a `#[no_mangle]` function that calls this one
+    /// (`device_image`: the kernel of a `target = "cuda"` function, see
+    /// [`crate_source_with_image`]).
+    pub fn export_shim(&self, krate: &str, device_image: Option<&cuda::DeviceImage>) -> String {
         if let Some(ufunc) = &self.vectorize {
-            return ufunc.export_shim(&self.name, &Self::symbol(krate));
+            return ufunc.export_shim(&self.name, &Self::symbol(krate), device_image);
         }
         let call = self.signature.call(&self.name);
         let body = if self.signature.unsafety { format!("unsafe {{ {call} }}") } else { call };
@@ -116,32 +125,9 @@ impl SplitCell {
     }
 }
 
-/// A problem with a `#[jit]` function found before rustc sees it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CodegenError {
-    pub message: String,
-    /// 1-based cell line and 1-based column.
-    pub line: usize,
-    pub column: usize,
-    pub help: Option<String>,
-}
-
-impl CodegenError {
-    fn at(span: Span, offset: Position, message: impl Into<String>) -> Self {
-        let start = span.start();
-        let column = if start.line == 1 { start.column + offset.column } else { start.column };
-        CodegenError { message: message.into(), line: start.line + offset.line - 1, column: column + 1, help: None }
-    }
-
-    fn help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
-        self
-    }
-}
-
 /// Where a piece of text starts in the cell: 1-based line, 0-based column.
 #[derive(Debug, Clone, Copy)]
-struct Position {
+pub(crate) struct Position {
     line: usize,
     column: usize,
 }
@@ -457,79 +443,6 @@ fn apply(source: &str, mut edits: Vec<Edit>) -> String {
     out
 }
 
-/// The first path segment of a `use` item (`std` for `use std::f64::consts::PI;`).
-pub fn use_root(item: &str) -> Option<String> {
-    let start = item.find("use")? + 3;
-    let root: String =
-        item[start..].trim_start().trim_start_matches("::").chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-    (!root.is_empty()).then_some(root)
-}
-
-/// The names a `use` item brings into scope (`*` plus the path for a glob).
-pub fn use_names(item: &str) -> BTreeSet<String> {
-    fn walk(tree: &syn::UseTree, prefix: String, out: &mut BTreeSet<String>) {
-        match tree {
-            syn::UseTree::Path(p) => walk(&p.tree, format!("{prefix}{}::", p.ident), out),
-            syn::UseTree::Name(n) => {
-                out.insert(n.ident.to_string());
-            }
-            syn::UseTree::Rename(r) => {
-                out.insert(r.rename.to_string());
-            }
-            syn::UseTree::Glob(_) => {
-                out.insert(format!("{prefix}*"));
-            }
-            syn::UseTree::Group(g) => g.items.iter().for_each(|t| walk(t, prefix.clone(), out)),
-        }
-    }
-    let mut out = BTreeSet::new();
-    if let Ok(item) = syn::parse_str::<syn::ItemUse>(item) {
-        walk(&item.tree, String::new(), &mut out);
-    }
-    proc_macro2::extra::invalidate_current_thread_spans();
-    out
-}
-
-/// The crates a `#[jit]` function may use, besides other jit functions (the nopython rule).
-pub const ALLOWED_ROOTS: [&str; 6] = ["std", "core", "alloc", "ndarray", "rayon", "jit"];
-
-/// One function's crate.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CrateSource {
-    pub text: String,
-    /// The crate line (1-based) of the function's first line; columns are the cell's.
-    pub first_line: usize,
-}
-
-impl CrateSource {
-    /// The cell line of a crate line, if it is one of the function's.
-    pub fn cell_line(&self, function: &JitFn, crate_line: usize) -> Option<usize> {
-        let count = function.source.lines().count().max(1);
-        (crate_line >= self.first_line && crate_line < self.first_line + count).then(|| crate_line - self.first_line + function.line)
-    }
-}
-
-/// Writes the crate `function` is compiled in as `krate`. `deps` are the other jit functions
-/// it calls (directly or not): their sources go in the same crate, after it, so calls between
-/// jit functions inline. `uses` are the session's `use` items it may need.
-pub fn crate_source(function: &JitFn, krate: &str, deps: &[&JitFn], uses: &[String]) -> CrateSource {
-    let mut text = String::from("#![allow(unused_imports, dead_code)]\nuse jit::prelude::*; use jit::{ndarray, rayon};\n");
-    for item in uses.iter().filter(|u| use_root(u).is_some_and(|r| ALLOWED_ROOTS.contains(&r.as_str()))) {
-        text.push_str(item);
-        text.push('\n');
-    }
-    let first_line = text.lines().count() + 1;
-    text.push_str(&" ".repeat(function.column));
-    text.push_str(&function.source);
-    text.push('\n');
-    for dep in deps {
-        text.push_str(&dep.source);
-        text.push('\n');
-    }
-    text.push_str(&function.export_shim(krate));
-    CrateSource { text, first_line }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -592,25 +505,6 @@ mod tests {
         assert!(e.message.contains("not supported"));
     }
 
-    #[test]
-    fn crate_source_keeps_lines_and_columns() {
-        let cell = "let y = 2;\n  #[jit] fn f(x: f64) -> f64 { g(x) + PI }";
-        let split = split(cell).unwrap();
-        let f = &split.functions[0];
-        assert_eq!((f.line, f.column), (2, 2));
-        let uses = vec!["use std::f64::consts::PI;".to_string(), "use my_crate::Thing;".to_string()];
-        let g = split_cell_fn("#[jit] fn g(x: f64) -> f64 { x }");
-        let source = crate_source(f, "jit_f_00", &[&g], &uses);
-        let line = source.text.lines().nth(source.first_line - 1).unwrap();
-        assert_eq!(line.find("fn f"), Some(cell.lines().nth(1).unwrap().find("fn f").unwrap()));
-        assert!(source.text.contains("fn g(x: f64) -> f64 { x }"));
-        assert!(source.text.contains("#[no_mangle]\npub fn __jit_f_00(__jit_0: f64) -> f64 { f(__jit_0) }"), "{}", source.text);
-        assert!(source.text.contains("use std::f64::consts::PI;"));
-        assert!(!source.text.contains("my_crate"));
-        assert_eq!(source.cell_line(f, source.first_line), Some(2));
-        assert_eq!(source.cell_line(f, 1), None);
-    }
-
     fn split_cell_fn(cell: &str) -> JitFn {
         split(cell).unwrap().functions.remove(0)
     }
@@ -621,7 +515,7 @@ mod tests {
         assert_eq!(f.signature.generics, "<'a>");
         assert_eq!(f.signature.params, vec!["&'a [f64]".to_string(), "(usize, u8)".to_string()]);
         assert_eq!(
-            f.export_shim("jit_first_1"),
+            f.export_shim("jit_first_1", None),
             "#[no_mangle]\npub fn __jit_first_1<'a>(__jit_0: &'a [f64], __jit_1: (usize, u8)) -> &'a f64 { first(__jit_0, __jit_1) }\n"
         );
         assert_eq!(
@@ -636,12 +530,5 @@ mod tests {
         let with_macro = split_cell_fn("#[jit] fn f(x: f64) { println!(\"{}\", helper(x)); }");
         assert!(with_macro.references.contains("helper"));
         assert!(split("#[jit] async fn f() {}").unwrap_err().message.contains("async"));
-    }
-
-    #[test]
-    fn use_roots() {
-        assert_eq!(use_root("use std::f64::consts::PI;").as_deref(), Some("std"));
-        assert_eq!(use_root("pub use ::ndarray::Array2;").as_deref(), Some("ndarray"));
-        assert_eq!(use_root("use {x, y};"), None);
     }
 }

@@ -210,23 +210,17 @@ impl<'ast> Visit<'ast> for Body {
     }
 
     fn visit_expr_return(&mut self, e: &'ast syn::ExprReturn) {
-        if self.nesting < 1000 {
-            self.error.get_or_insert((e.span(), "a `prange` loop body cannot `return`".to_string()));
-        }
+        self.forbid(self.nesting < 1000, e, "a `prange` loop body cannot `return`");
         visit::visit_expr_return(self, e);
     }
 
     fn visit_expr_break(&mut self, e: &'ast syn::ExprBreak) {
-        if self.nesting == 0 || e.label.is_some() {
-            self.error.get_or_insert((e.span(), "a `prange` loop cannot `break`: its iterations run in parallel".to_string()));
-        }
+        self.forbid(self.nesting == 0 || e.label.is_some(), e, "a `prange` loop cannot `break`: its iterations run in parallel");
         visit::visit_expr_break(self, e);
     }
 
     fn visit_expr_try(&mut self, e: &'ast syn::ExprTry) {
-        if self.nesting < 1000 {
-            self.error.get_or_insert((e.span(), "`?` cannot leave a `prange` loop body".to_string()));
-        }
+        self.forbid(self.nesting < 1000, e, "`?` cannot leave a `prange` loop body");
         visit::visit_expr_try(self, e);
     }
 
@@ -254,6 +248,13 @@ impl<'ast> Visit<'ast> for Body {
 }
 
 impl Body {
+    /// Records `message` at `node` when `forbidden` (the first such problem is the error).
+    fn forbid(&mut self, forbidden: bool, node: &impl Spanned, message: &str) {
+        if forbidden {
+            self.error.get_or_insert((node.span(), message.to_string()));
+        }
+    }
+
     fn nested(&mut self, f: impl FnOnce(&mut Self)) {
         self.nesting += 1;
         f(self);

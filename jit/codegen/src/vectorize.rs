@@ -10,9 +10,10 @@
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use syn::spanned::Spanned;
-use syn::Pat;
 
-use crate::cuda::{unsupported, CudaSource, Unsupported};
+use crate::cuda::{CudaSource, DeviceImage};
+use crate::error::{unsupported, Unsupported};
+use crate::scalar::{scalar_signature, Scalar};
 
 /// Where a vectorized function runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,9 +57,6 @@ pub struct Ufunc {
     pub output: Scalar,
     /// `target = "cuda"`: the body in CUDA C.
     pub cuda: Option<CudaSource>,
-    /// `target = "cuda"`: the compiled kernel (a file the crate embeds), or why there is none.
-    /// Set by the kernel before it writes the crate.
-    pub device_image: Option<Result<String, String>>,
 }
 
 impl Ufunc {
@@ -76,7 +74,7 @@ impl Ufunc {
         }
         // Translated now, so that an unsupported body is an error before anything compiles.
         let cuda = if target == Target::Cuda { Some(crate::cuda::translate(item, line)?) } else { None };
-        Ok(Ufunc { target, params: params.into_iter().map(|(_, s)| s).collect(), output, cuda, device_image: None })
+        Ok(Ufunc { target, params: params.into_iter().map(|(_, s)| s).collect(), output, cuda })
     }
 
     fn view_params(&self) -> Vec<String> {
@@ -96,13 +94,13 @@ impl Ufunc {
     }
 
     /// The crate's export: the function over same-shape views, or for `cuda` over operands on
-    /// the host or the GPU, launching the compiled kernel.
-    pub(crate) fn export_shim(&self, name: &str, symbol: &str) -> String {
+    /// the host or the GPU, launching the compiled kernel `device_image` (embedded in the crate).
+    pub(crate) fn export_shim(&self, name: &str, symbol: &str, device_image: Option<&DeviceImage>) -> String {
         let args: Vec<String> = (0..self.params.len()).map(|i| format!("__jit_{i}")).collect();
         if let Some(cuda) = &self.cuda {
-            let image = match &self.device_image {
-                Some(Ok(path)) => format!("::jit::cuda::Image::Ready(include_bytes!({path:?}))"),
-                Some(Err(why)) => format!("::jit::cuda::Image::Unavailable({why:?})"),
+            let image = match device_image {
+                Some(DeviceImage::Ready(path)) => format!("::jit::cuda::Image::Ready(include_bytes!({path:?}))"),
+                Some(DeviceImage::Unavailable(why)) => format!("::jit::cuda::Image::Unavailable({why:?})"),
                 None => "::jit::cuda::Image::Unavailable(\"the kernel was not compiled\")".to_string(),
             };
             let operands: Vec<String> = args.iter().map(|a| format!("&{a}")).collect();
@@ -179,92 +177,6 @@ impl Ufunc {
     }
 }
 
-/// A scalar type a vectorized function may take or return.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scalar {
-    I32,
-    I64,
-    U32,
-    U64,
-    F32,
-    F64,
-    Bool,
-}
-
-impl Scalar {
-    pub fn from_rust(name: &str) -> Option<Scalar> {
-        Some(match name {
-            "i32" => Scalar::I32,
-            "i64" => Scalar::I64,
-            "u32" => Scalar::U32,
-            "u64" => Scalar::U64,
-            "f32" => Scalar::F32,
-            "f64" => Scalar::F64,
-            "bool" => Scalar::Bool,
-            _ => return None,
-        })
-    }
-
-    pub fn rust(self) -> &'static str {
-        match self {
-            Scalar::I32 => "i32",
-            Scalar::I64 => "i64",
-            Scalar::U32 => "u32",
-            Scalar::U64 => "u64",
-            Scalar::F32 => "f32",
-            Scalar::F64 => "f64",
-            Scalar::Bool => "bool",
-        }
-    }
-
-    /// The CUDA C type.
-    pub fn c(self) -> &'static str {
-        match self {
-            Scalar::I32 => "int",
-            Scalar::I64 => "long long",
-            Scalar::U32 => "unsigned int",
-            Scalar::U64 => "unsigned long long",
-            Scalar::F32 => "float",
-            Scalar::F64 => "double",
-            Scalar::Bool => "bool",
-        }
-    }
-
-    pub(crate) fn is_float(self) -> bool {
-        matches!(self, Scalar::F32 | Scalar::F64)
-    }
-}
-
-
-/// The scalar signature of `item`, or what is wrong with it.
-pub fn scalar_signature(item: &syn::ItemFn) -> Result<(Vec<(String, Scalar)>, Scalar), Unsupported> {
-    let scalar = |ty: &syn::Type| -> Result<Scalar, Unsupported> {
-        if let syn::Type::Path(p) = ty {
-            if let Some(s) = p.path.get_ident().and_then(|i| Scalar::from_rust(&i.to_string())) {
-                return Ok(s);
-            }
-        }
-        Err(Unsupported {
-            span: ty.span(),
-            message: "a #[vectorize] function takes and returns scalars: i32, i64, u32, u64, f32, f64 or bool".to_string(),
-        })
-    };
-    let mut params = Vec::new();
-    for input in &item.sig.inputs {
-        let syn::FnArg::Typed(arg) = input else { return Err(unsupported(input, "`self`")) };
-        let Pat::Ident(name) = arg.pat.as_ref() else { return Err(unsupported(&arg.pat, "a pattern parameter")) };
-        params.push((name.ident.to_string(), scalar(&arg.ty)?));
-    }
-    let output = match &item.sig.output {
-        syn::ReturnType::Type(_, ty) => scalar(ty)?,
-        syn::ReturnType::Default => {
-            return Err(Unsupported { span: item.sig.ident.span(), message: "a #[vectorize] function returns a value".to_string() })
-        }
-    };
-    Ok((params, output))
-}
-
-
 #[cfg(test)]
 mod tests {
     use crate::split;
@@ -287,7 +199,7 @@ mod tests {
         let ufunc = f.vectorize.clone().unwrap();
         assert_eq!((ufunc.target, ufunc.params.clone(), ufunc.output), (Target::Parallel, vec![Scalar::F64, Scalar::I64], Scalar::F64));
         assert_eq!(
-            f.export_shim("K"),
+            f.export_shim("K", None),
             "#[no_mangle]\npub fn __K<'a>(__jit_0: ::jit::ndarray::ArrayViewD<'a, f64>, __jit_1: ::jit::ndarray::ArrayViewD<'a, i64>) -> ::jit::ndarray::ArrayD<f64> { ::jit::ufunc::apply2(__jit_0, __jit_1, scale, true) }\n"
         );
         let wrapper = f.cell_wrapper("K");
@@ -298,21 +210,20 @@ mod tests {
 
     #[test]
     fn a_cuda_ufunc_launches_its_embedded_kernel() {
-        let mut f = split("let n = 1;\n#[vectorize(target = \"cuda\")]\nfn add_ufunc(x: i64, y: i64) -> i64 { x + y }").unwrap().functions.remove(0);
-        let ufunc = f.vectorize.as_mut().unwrap();
-        let cuda = ufunc.cuda.clone().unwrap();
+        let f = split("let n = 1;\n#[vectorize(target = \"cuda\")]\nfn add_ufunc(x: i64, y: i64) -> i64 { x + y }").unwrap().functions.remove(0);
+        let cuda = f.vectorize.as_ref().unwrap().cuda.clone().unwrap();
         assert_eq!(cuda.kernel, "add_ufunc_kernel");
         assert!(cuda.text.contains("#line 3 \"cell\""), "{}", cuda.text);
-        assert!(f.export_shim("K").contains("::jit::cuda::Image::Unavailable(\"the kernel was not compiled\")"));
-        f.vectorize.as_mut().unwrap().device_image = Some(Ok("/cache/jit/cuda/add.cubin".to_string()));
-        assert_eq!(
-            f.export_shim("K"),
-            "#[no_mangle]\npub fn __K<'a>(__jit_0: ::jit::cuda::Operand<'a, i64>, __jit_1: ::jit::cuda::Operand<'a, i64>) -> ::jit::cuda::DeviceArray<i64, ::jit::ndarray::IxDyn> { \
+        assert!(f.export_shim("K", None).contains("::jit::cuda::Image::Unavailable(\"the kernel was not compiled\")"));
+        let ready = DeviceImage::Ready("/cache/jit/cuda/add.cubin".to_string());
+        let shim = "#[no_mangle]\npub fn __K<'a>(__jit_0: ::jit::cuda::Operand<'a, i64>, __jit_1: ::jit::cuda::Operand<'a, i64>) -> ::jit::cuda::DeviceArray<i64, ::jit::ndarray::IxDyn> { \
              static IMAGE: ::jit::cuda::Image = ::jit::cuda::Image::Ready(include_bytes!(\"/cache/jit/cuda/add.cubin\")); \
-             unsafe { ::jit::cuda::launch(&IMAGE, c\"add_ufunc_kernel\", &[&__jit_0, &__jit_1]) } }\n"
-        );
-        f.vectorize.as_mut().unwrap().device_image = Some(Err("no \"NVRTC\"".to_string()));
-        assert!(f.export_shim("K").contains("::jit::cuda::Image::Unavailable(\"no \\\"NVRTC\\\"\")"), "{}", f.export_shim("K"));
+             unsafe { ::jit::cuda::launch(&IMAGE, c\"add_ufunc_kernel\", &[&__jit_0, &__jit_1]) } }\n";
+        assert_eq!(f.export_shim("K", Some(&ready)), shim);
+        assert!(crate::crate_source_with_image(&f, "K", &[], &[], Some(&ready)).text.ends_with(shim));
+        let unavailable = DeviceImage::Unavailable("no \"NVRTC\"".to_string());
+        let shim = f.export_shim("K", Some(&unavailable));
+        assert!(shim.contains("::jit::cuda::Image::Unavailable(\"no \\\"NVRTC\\\"\")"), "{shim}");
         let wrapper = f.cell_wrapper("K");
         assert!(wrapper.contains("fn add_ufunc<X0: ::jit::cuda::CudaArg<Elem = i64>, X1: ::jit::cuda::CudaArg<Elem = i64>>(__jit_0: X0, __jit_1: X1) -> ::jit::cuda::Output<<X0::Place as ::jit::cuda::Join<X1::Place>>::Out, i64, <X0::Dim as ::jit::ndarray::DimMax<X1::Dim>>::Output> where X0::Dim: ::jit::ndarray::DimMax<X1::Dim>, X0::Place: ::jit::cuda::Join<X1::Place> {"), "{wrapper}");
         assert!(wrapper.contains("__K(::jit::cuda::CudaArg::operand(&__jit_0), ::jit::cuda::CudaArg::operand(&__jit_1))"), "{wrapper}");

@@ -10,7 +10,8 @@ use jupyter_protocol::{
 use serde_json::{json, Value};
 
 use super::*;
-use crate::backend::{Completions, Interrupter};
+use crate::backend::Interrupter;
+use crate::testing::Fake;
 
 #[derive(Default)]
 struct Recorder(Mutex<Vec<(Channel, JupyterMessage)>>);
@@ -27,44 +28,6 @@ impl Recorder {
     }
 }
 
-/// Scripted backend: the code names the behaviour.
-struct Fake {
-    calls: Arc<Mutex<Vec<String>>>,
-}
-
-impl Backend for Fake {
-    fn execute(&mut self, code: &str, sink: crate::backend::OutputSink<'_>) -> Result<Option<MimeBundle>, CellError> {
-        self.calls.lock().unwrap().push(code.to_string());
-        match code {
-            "print" => {
-                sink(LiveOutput::Stdout("hello\n".into()));
-                sink(LiveOutput::Stderr("careful\n".into()));
-                Ok(Some(MimeBundle::from([("text/plain".into(), "42".into())])))
-            }
-            "html" => {
-                sink(LiveOutput::Display(MimeBundle::from([("text/html".into(), "<b>x</b>".into())])));
-                Ok(None)
-            }
-            "fail" => Err(CellError::new("CompilationError", "mismatched types")),
-            "bug" => panic!("engine bug"),
-            _ => Ok(Some(MimeBundle::from([("text/plain".into(), code.to_string())]))),
-        }
-    }
-    fn complete(&mut self, code: &str, cursor: usize) -> Completions {
-        assert!(code.is_char_boundary(cursor));
-        Completions { matches: vec!["len".into()], start: cursor - 1, end: cursor }
-    }
-    fn inspect(&mut self, _code: &str, _cursor: usize) -> Option<MimeBundle> {
-        Some(MimeBundle::from([("text/plain".into(), "fn len(&self) -> usize".into())]))
-    }
-    fn variables(&self) -> Vec<String> {
-        Vec::new()
-    }
-    fn set_env(&mut self, _name: &str, _value: &str) -> Result<(), CellError> {
-        Ok(())
-    }
-}
-
 struct NoInterrupt(Mutex<Vec<&'static str>>);
 impl Interrupter for NoInterrupt {
     fn interrupt(&self) -> bool {
@@ -76,11 +39,17 @@ impl Interrupter for NoInterrupt {
     }
 }
 
-fn shell() -> (Shell<Fake>, Arc<Recorder>, Arc<Mutex<Vec<String>>>) {
+fn shell() -> (Shell<Fake>, Arc<Recorder>, Arc<Mutex<Vec<crate::testing::Call>>>) {
     let recorder = Arc::new(Recorder::default());
-    let calls = Arc::new(Mutex::new(Vec::new()));
-    let shell = Shell::new(Fake { calls: calls.clone() }, recorder.clone(), kernel_info("1.95.0"));
+    let fake = Fake::default();
+    let calls = fake.calls.clone();
+    let shell = Shell::new(fake, recorder.clone());
     (shell, recorder, calls)
+}
+
+/// The code of each backend call.
+fn codes(calls: &Mutex<Vec<crate::testing::Call>>) -> Vec<String> {
+    calls.lock().unwrap().iter().map(|c| c.code.clone()).collect()
 }
 
 fn execute(code: &str) -> JupyterMessage {
@@ -160,25 +129,25 @@ fn execution_count_starts_at_one_and_skips_silent_and_unstored() {
     assert_eq!(s[1].2["execution_count"], json!(2));
 }
 
+/// Executes `code` in a fresh shell; checks that one `middle` message (an IOPub type) came
+/// between execute_input and the reply, and returns everything.
+fn execute_one(code: &str, middle: &str) -> Vec<(String, String, Value)> {
+    let (mut shell, out, _) = shell();
+    let s = ask(&mut shell, &out, execute(code));
+    let middle = format!("IOPub:{middle}");
+    assert_eq!(types(&s), ["IOPub:status", "IOPub:execute_input", middle.as_str(), "Shell:execute_reply", "IOPub:status"]);
+    s
+}
+
 #[test]
 fn display_data_is_published_as_display_data() {
-    let (mut shell, out, _) = shell();
-    let s = ask(&mut shell, &out, execute("html"));
-    assert_eq!(
-        types(&s),
-        ["IOPub:status", "IOPub:execute_input", "IOPub:display_data", "Shell:execute_reply", "IOPub:status"]
-    );
+    let s = execute_one("html", "display_data");
     assert_eq!(s[2].2["data"], json!({"text/html": "<b>x</b>"}));
 }
 
 #[test]
 fn an_error_gives_error_status_and_an_error_message() {
-    let (mut shell, out, _) = shell();
-    let s = ask(&mut shell, &out, execute("fail"));
-    assert_eq!(
-        types(&s),
-        ["IOPub:status", "IOPub:execute_input", "IOPub:error", "Shell:execute_reply", "IOPub:status"]
-    );
+    let s = execute_one("fail", "error");
     assert_eq!(s[2].2["ename"], json!("CompilationError"));
     assert_eq!(s[3].2["status"], json!("error"));
     assert_eq!(s[3].2["ename"], json!("CompilationError"));
@@ -191,7 +160,7 @@ fn stop_on_error_aborts_queued_executes_but_answers_other_requests() {
     let (tx, rx) = mpsc::channel();
     let fail = execute("fail");
     let queued = execute("never");
-    let info = JupyterMessage::new(KernelInfoRequest {}, None);
+    let info = JupyterMessage::new(IsCompleteRequest { code: "1 + 1".into() }, None);
     let after = execute("after");
     for m in [&fail, &queued, &info] {
         tx.send((*m).clone()).unwrap();
@@ -205,14 +174,14 @@ fn stop_on_error_aborts_queued_executes_but_answers_other_requests() {
     let aborted = summary(&of(&queued), &queued);
     assert_eq!(types(&aborted), ["IOPub:status", "Shell:execute_reply", "IOPub:status"]);
     assert_eq!(aborted[1].2["status"], json!("aborted"));
-    assert_eq!(types(&summary(&of(&info), &info)), ["IOPub:status", "Shell:kernel_info_reply", "IOPub:status"]);
-    assert_eq!(*calls.lock().unwrap(), ["fail"]);
+    assert_eq!(types(&summary(&of(&info), &info)), ["IOPub:status", "Shell:is_complete_reply", "IOPub:status"]);
+    assert_eq!(codes(&calls), ["fail"]);
 
     // After the queue is drained, executes run again.
     let (mut shell, _out, calls) = self::shell();
     shell.handle(&fail);
     shell.handle(&after);
-    assert_eq!(*calls.lock().unwrap(), ["fail", "after"]);
+    assert_eq!(codes(&calls), ["fail", "after"]);
 }
 
 #[test]
@@ -227,13 +196,18 @@ fn stop_on_error_false_runs_queued_cells() {
     tx.send(execute("next")).unwrap();
     drop(tx);
     shell.run(rx);
-    assert_eq!(*calls.lock().unwrap(), ["fail", "next"]);
+    assert_eq!(codes(&calls), ["fail", "next"]);
 }
 
 #[test]
 fn kernel_info_reply_describes_rust() {
-    let (mut shell, out, _) = shell();
-    let s = ask(&mut shell, &out, JupyterMessage::new(KernelInfoRequest {}, None));
+    // The transport hands kernel_info_request to `Control`, from either channel.
+    let recorder = Arc::new(Recorder::default());
+    let control = Control::new(recorder.clone(), Arc::new(NoInterrupt(Mutex::new(Vec::new()))), kernel_info("1.95.0"));
+    let request = JupyterMessage::new(KernelInfoRequest {}, None);
+    control.handle(Channel::Shell, &request);
+    let s = summary(&recorder.take(), &request);
+    assert_eq!(types(&s), ["IOPub:status", "Shell:kernel_info_reply", "IOPub:status"]);
     let info = &s[1].2;
     assert_eq!(info["protocol_version"], json!("5.4"));
     assert_eq!(
@@ -346,7 +320,7 @@ fn a_panicking_backend_gives_an_error_and_the_shell_goes_on() {
 fn a_mixed_cell_runs_rust_then_the_magic() {
     let (mut shell, out, calls) = shell();
     let s = ask(&mut shell, &out, execute("let a = 1;\n%lsmagic"));
-    assert_eq!(*calls.lock().unwrap(), ["let a = 1;"]);
+    assert_eq!(codes(&calls), ["let a = 1;"]);
     assert_eq!(types(&s), ["IOPub:status", "IOPub:execute_input", "IOPub:execute_result", "Shell:execute_reply", "IOPub:status"]);
     assert!(s[2].2["data"]["text/plain"].as_str().unwrap().contains("%env"));
 }

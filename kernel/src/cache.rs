@@ -1,0 +1,113 @@
+//! The kernel's cache directory, and the one way anything is put into it.
+//!
+//! Every cache entry (a jit library, a CUDA image, the runtime's sources, the seed build) is
+//! made under a temporary name beside its final one (named with this process's id, so two
+//! kernels never write the same temporary) and renamed into place when complete. A reader
+//! therefore sees a whole entry or none; an entry named by a hash of its content is never
+//! stale and never overwritten while in use.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+/// The kernel's cache directory (`$RUST_JIT_KERNEL_CACHE`, else `~/.cache/rust-jit-kernel`).
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("RUST_JIT_KERNEL_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("rust-jit-kernel")
+}
+
+/// A 64-bit content key of `value`, as cache entries are named (`{:016x}`).
+pub fn key(value: &impl Hash) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    value.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Makes `path` (a file or a directory) with `make`, which writes it at the temporary path it
+/// is given; then renames it into place. If another process published `path` first, its copy
+/// is kept (same name, same content) and ours removed. `io` turns a file-system error into
+/// `make`'s error type.
+pub fn publish<E>(path: &Path, make: impl FnOnce(&Path) -> Result<(), E>, io: impl Fn(std::io::Error) -> E) -> Result<(), E> {
+    let parent = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(&io)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let staging = parent.join(format!(".{name}.{}.tmp", std::process::id()));
+    remove(&staging);
+    if let Err(error) = make(&staging) {
+        remove(&staging);
+        return Err(error);
+    }
+    match std::fs::rename(&staging, path) {
+        Ok(()) => Ok(()),
+        // A directory published by another kernel meanwhile (renaming onto a non-empty one fails).
+        Err(_) if path.exists() => {
+            remove(&staging);
+            Ok(())
+        }
+        Err(error) => {
+            remove(&staging);
+            Err(io(error))
+        }
+    }
+}
+
+fn remove(path: &Path) {
+    if path.is_dir() {
+        let _ = std::fs::remove_dir_all(path);
+    } else {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("rjk-cache-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn a_published_file_appears_whole_and_failures_leave_nothing() {
+        let dir = scratch("file");
+        let path = dir.join("entry.bin");
+        publish(&path, |tmp| std::fs::write(tmp, b"content"), |e| e).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"content");
+        let failed = publish(&dir.join("other.bin"), |tmp| {
+            std::fs::write(tmp, b"half")?;
+            Err(std::io::Error::other("compile failed"))
+        }, |e| e);
+        assert!(failed.is_err());
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("entry.bin")], "no temporary is left behind");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_directory_published_twice_keeps_the_first() {
+        let dir = scratch("dir");
+        let path = dir.join("tree");
+        let make = |text: &'static str| move |tmp: &Path| {
+            std::fs::create_dir_all(tmp)?;
+            std::fs::write(tmp.join("f"), text)
+        };
+        publish(&path, make("first"), |e| e).unwrap();
+        publish(&path, make("second"), |e| e).unwrap();
+        assert_eq!(std::fs::read_to_string(path.join("f")).unwrap(), "first");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn keys_are_stable_within_a_build() {
+        assert_eq!(key(&("a", 1)), key(&("a", 1)));
+        assert_ne!(key(&("a", 1)), key(&("a", 2)));
+    }
+}

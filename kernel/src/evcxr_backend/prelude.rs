@@ -1,0 +1,100 @@
+//! The Rust code the evcxr backend puts in front of a learner's cell (the session prelude, the
+//! panic hook), and where it goes: after the cell's leading evcxr commands.
+
+/// Items every session starts with.
+///
+/// `EvcxrDebugDisplay`: evcxr shows a trailing expression by first compiling
+/// `(expr).evcxr_display()` and, when that fails (the usual case), compiling again with
+/// `{:?}`. This blanket trait makes the first attempt succeed for every `Debug` value, so a
+/// cell like `1 + 1` compiles once instead of twice. Inherent `evcxr_display` methods still win.
+pub const PRELUDE_ITEMS: &str = r#"
+#[allow(dead_code)]
+trait EvcxrDebugDisplay {
+    fn evcxr_display(&self);
+}
+impl<T: ::std::fmt::Debug + ?Sized> EvcxrDebugDisplay for T {
+    fn evcxr_display(&self) {
+        use ::std::io::Write;
+        let text = format!("{:?}", self);
+        let stdout = ::std::io::stdout();
+        let mut out = stdout.lock();
+        let _ = write!(out, "EVCXR_BEGIN_CONTENT text/plain\n{}\nEVCXR_END_CONTENT\n", text);
+        let _ = out.flush();
+    }
+}
+"#;
+
+/// The cell's leading evcxr commands (`:dep ...`), with the blank lines, `//` comments and `!`
+/// shell lines evcxr accepts among them, and the rest. The commands end in a newline, so that
+/// what goes after them starts a line of its own.
+pub fn split_commands(code: &str) -> (String, &str) {
+    let mut end = 0;
+    let mut commands = false;
+    for line in code.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if !(trimmed.is_empty() || trimmed.starts_with(':') || trimmed.starts_with("//") || trimmed.starts_with('!')) {
+            break;
+        }
+        commands |= trimmed.starts_with(':') || trimmed.starts_with('!');
+        end += line.len();
+    }
+    if !commands {
+        return (String::new(), code);
+    }
+    let (head, rest) = code.split_at(end);
+    let mut head = head.to_string();
+    if !head.ends_with('\n') {
+        head.push('\n');
+    }
+    (head, rest)
+}
+
+/// Error names the runtime panics with (`Name: message`), shown as the error's name.
+pub const RUNTIME_ERRORS: [&str; 1] = ["CudaError"];
+
+/// Installed in the user process (and again after it restarts): a panic on the cell's thread
+/// is reported on stdout as one `RJK_PANIC location<TAB>message` line, which arrives in order
+/// with the cell's output; panics on other threads print as Rust prints them.
+pub const PANIC_HOOK: &str = r#"
+{
+    let main_thread = ::std::thread::current().id();
+    ::std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = if let Some(s) = payload.downcast_ref::<&str>() {
+            s.to_string()
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "Box<dyn Any>".to_string()
+        };
+        let location = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())).unwrap_or_default();
+        if ::std::thread::current().id() == main_thread {
+            let escaped = message.replace('\\', "\\\\").replace('\n', "\\n");
+            println!("RJK_PANIC {location}\t{escaped}");
+        } else {
+            let thread = ::std::thread::current();
+            eprintln!("thread '{}' panicked at {location}:\n{message}", thread.name().unwrap_or("<unnamed>"));
+        }
+    }));
+}
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_stay_at_the_top() {
+        let split = |code| {
+            let (head, rest) = split_commands(code);
+            (head, rest.to_string())
+        };
+        let s = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(split(":dep plotters = \"0.3\"\n\n:vars\nlet x = 1;\n:not_a_command"), s(":dep plotters = \"0.3\"\n\n:vars\n", "let x = 1;\n:not_a_command"));
+        assert_eq!(split("1 + 1"), s("", "1 + 1"));
+        assert_eq!(split("// a comment\n1 + 1"), s("", "// a comment\n1 + 1"));
+        // Jupyter sends a cell without its last newline: the prefix must not join the command.
+        assert_eq!(split(":dep a"), s(":dep a\n", ""));
+        assert_eq!(split("// dependencies\n:dep a = \"1\"\n!ls\nuse a::b;"), s("// dependencies\n:dep a = \"1\"\n!ls\n", "use a::b;"));
+    }
+}

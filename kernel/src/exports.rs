@@ -1,0 +1,43 @@
+//! The C functions the kernel binary exports to the cells it loads (the session's thread pool,
+//! the GPU), named once in `exports_list.rs`.
+
+#[allow(unused_imports)]
+use crate::cuda::driver::*;
+#[allow(unused_imports)]
+use crate::pool::*;
+
+macro_rules! exports {
+    ($($group:ident: $($name:ident),+;)+) => {
+        /// Every exported name, by group.
+        pub const EXPORTS: &[(&str, &[&str])] = &[$((stringify!($group), &[$(stringify!($name)),+])),+];
+
+        /// Keeps the exported functions in the binary (the linker drops what nothing
+        /// references). `evcxr::runtime_hook` does not return in the user process, so this runs
+        /// in the kernel process only; the functions are then in the binary both roles run.
+        #[inline(never)]
+        pub fn keep() {
+            std::hint::black_box([$($($name as *const () as usize),+),+]);
+        }
+    };
+}
+
+include!("exports_list.rs");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The runtime looks each exported function up by the same name.
+    #[test]
+    fn the_runtime_looks_up_every_exported_name() {
+        let runtime = [include_str!("../../jit/runtime/src/pool.rs"), include_str!("../../jit/runtime/src/cuda.rs")].concat();
+        for (_, names) in EXPORTS {
+            for name in *names {
+                assert!(runtime.contains(&format!("c\"{name}\"")), "the runtime never looks up {name}");
+            }
+        }
+        let looked_up = runtime.matches("c\"rjk_").count();
+        let exported: usize = EXPORTS.iter().map(|(_, names)| names.len()).sum();
+        assert_eq!(looked_up, exported, "the runtime looks up a name the kernel does not export");
+    }
+}

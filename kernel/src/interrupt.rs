@@ -1,0 +1,173 @@
+//! Interrupting a running cell (from the control channel's thread).
+//!
+//! A compile in progress (cargo, or rustc for a jit function: children of the kernel process)
+//! is killed, and nothing is lost. A running cell is asked to stop through a flag file that
+//! code may check (the `%timeit` harness does, between timed chunks), and gets
+//! [`INTERRUPT_GRACE`]; if it still runs, the user process is killed (evcxr restarts it).
+//! Processes are found in `/proc`.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::backend::Interrupter;
+
+/// What a running cell shares with the control channel.
+pub struct RunState {
+    running: Mutex<bool>,
+    /// Counts cells, so a late watchdog never stops a later cell.
+    generation: AtomicU64,
+    interrupted: AtomicBool,
+    /// The interrupt stopped a compile (cargo), not the user process.
+    stopped_compile: AtomicBool,
+    /// The user process.
+    child: Arc<Mutex<std::process::Child>>,
+    /// While it exists, code that checks it (the `%timeit` harness) stops: `RJK_INTERRUPT_FILE`.
+    flag: Option<PathBuf>,
+}
+
+impl RunState {
+    /// The state of a session whose user process is `child`; the flag file is named by
+    /// [`INTERRUPT_FILE_VAR`] in this process's environment (set by `setup`).
+    pub fn new(child: Arc<Mutex<std::process::Child>>) -> Arc<RunState> {
+        Arc::new(RunState {
+            running: Mutex::new(false),
+            generation: AtomicU64::new(0),
+            interrupted: AtomicBool::new(false),
+            stopped_compile: AtomicBool::new(false),
+            child,
+            flag: std::env::var_os(INTERRUPT_FILE_VAR).map(PathBuf::from),
+        })
+    }
+
+    /// What stops this session's cells.
+    pub fn interrupter(self: &Arc<Self>) -> Arc<dyn Interrupter> {
+        Arc::new(ProcessInterrupter { state: self.clone() })
+    }
+
+    /// Whether an interrupt came since the cell began.
+    pub fn interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::SeqCst)
+    }
+
+    /// Whether that interrupt stopped a compile rather than the user process.
+    pub fn stopped_compile(&self) -> bool {
+        self.stopped_compile.load(Ordering::SeqCst)
+    }
+
+    /// The user process's pid.
+    pub fn child_pid(&self) -> u32 {
+        self.child.lock().unwrap_or_else(|e| e.into_inner()).id()
+    }
+}
+
+/// How long an interrupted cell may take to stop by itself before the user process is killed.
+const INTERRUPT_GRACE: Duration = Duration::from_millis(1000);
+
+/// The environment variable naming the interrupt flag file (the contract with the code magics
+/// generate).
+pub use magics::INTERRUPT_FILE_VAR;
+
+/// Stops a running cell: a compile in progress is stopped by killing cargo (nothing is
+/// lost); a running cell by killing the user process (evcxr restarts it; variables are lost).
+struct ProcessInterrupter {
+    state: Arc<RunState>,
+}
+
+impl RunState {
+    /// A cell (or its jit compile) starts: interrupts from now on are for it.
+    pub fn begin(&self) {
+        let mut running = self.running.lock().unwrap();
+        *running = true;
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.interrupted.store(false, Ordering::SeqCst);
+        self.stopped_compile.store(false, Ordering::SeqCst);
+        self.clear_flag();
+    }
+
+    pub fn end(&self) {
+        *self.running.lock().unwrap() = false;
+        self.clear_flag();
+    }
+
+    fn clear_flag(&self) {
+        if let Some(flag) = &self.flag {
+            let _ = std::fs::remove_file(flag);
+        }
+    }
+}
+
+impl Interrupter for ProcessInterrupter {
+    /// A compile in progress is stopped at once (cargo is killed). A running cell is asked to
+    /// stop (the flag file, which `%timeit` checks between chunks) and gets [`INTERRUPT_GRACE`];
+    /// if it is still running then, the user process is killed.
+    fn interrupt(&self) -> bool {
+        let running = self.state.running.lock().unwrap();
+        if !*running {
+            return false;
+        }
+        self.state.interrupted.store(true, Ordering::SeqCst);
+        let user_pid = self.state.child.lock().unwrap().id();
+        if kill_children_except(std::process::id(), user_pid) > 0 {
+            self.state.stopped_compile.store(true, Ordering::SeqCst);
+            return true;
+        }
+        if let Some(flag) = &self.state.flag {
+            let _ = std::fs::write(flag, b"interrupt");
+        }
+        let generation = self.state.generation.load(Ordering::SeqCst);
+        let state = self.state.clone();
+        drop(running);
+        std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + INTERRUPT_GRACE;
+            while std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+                if !*state.running.lock().unwrap() || state.generation.load(Ordering::SeqCst) != generation {
+                    return;
+                }
+            }
+            let running = state.running.lock().unwrap();
+            if *running && state.generation.load(Ordering::SeqCst) == generation {
+                let _ = state.child.lock().unwrap().kill();
+            }
+        });
+        true
+    }
+
+    fn terminate(&self) {
+        let user_pid = self.state.child.lock().unwrap().id();
+        kill_children_except(std::process::id(), user_pid);
+        let _ = self.state.child.lock().unwrap().kill();
+    }
+}
+
+/// Parent pid of `pid`, from /proc.
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain spaces: parse after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Kills every child of `parent` except `keep`, with all their descendants. Returns how many
+/// children were killed.
+fn kill_children_except(parent: u32, keep: u32) -> usize {
+    let pids: Vec<u32> = std::fs::read_dir("/proc")
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
+        .unwrap_or_default();
+    let parents: Vec<(u32, u32)> = pids.iter().filter_map(|&p| Some((p, parent_of(p)?))).collect();
+    let mut doomed: Vec<u32> = parents.iter().filter(|(p, pp)| *pp == parent && *p != keep).map(|(p, _)| *p).collect();
+    let children = doomed.len();
+    let mut i = 0;
+    while i < doomed.len() {
+        let d = doomed[i];
+        doomed.extend(parents.iter().filter(|(_, pp)| *pp == d).map(|(p, _)| *p));
+        i += 1;
+    }
+    for pid in doomed {
+        // SAFETY: sending a signal to a pid we just found as our descendant.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    children
+}

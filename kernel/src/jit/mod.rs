@@ -1,0 +1,200 @@
+//! `#[jit]`, `#[jit(parallel)]` and `#[vectorize]`: a [`Backend`] layer over the backend that
+//! runs cells ([`JitBackend`]).
+//!
+//! For each cell it splits off the top-level jit functions (`jit_codegen::split`), compiles
+//! them ([`compiler`], in dependency order, interruptible), and gives the rest to the inner
+//! backend with what makes the functions callable in [`Front`] of it: their wrappers ("glue")
+//! and, the first time the session needs it, the runtime (its imports and the crate as a
+//! dependency). It keeps what the session's jit functions are (a later definition replaces an
+//! earlier one) and which `use` items they may see, and applies the nopython rule: a jit
+//! function that names something of a plain cell is a `JitError`.
+
+pub mod compiler;
+pub mod errors;
+pub mod runtime;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use jit_codegen::{JitFn, SplitCell, RUNTIME_PRELUDE};
+
+use crate::backend::{Backend, CellError, Completions, Front, LiveOutput, MimeBundle, OutputSink, RunError};
+pub use compiler::{Compile, Compiled, JitCompiler};
+
+/// The jit layer over `inner` (see the module docs).
+pub struct JitBackend<B, C = JitCompiler> {
+    inner: B,
+    compiler: C,
+    /// The runtime's sources (a path dependency of the session once it joins).
+    runtime: PathBuf,
+    /// The runtime is a dependency of the session and its prelude is imported.
+    runtime_joined: bool,
+    /// The session's jit functions by name (their latest definitions).
+    functions: BTreeMap<String, JitFn>,
+    /// The session's `use` items that jit functions may see.
+    uses: Vec<String>,
+    /// Wrappers of jit functions compiled since the inner backend last compiled a cell: they go
+    /// in front of the next one.
+    glue: String,
+}
+
+impl<B: Backend, C: Compile> JitBackend<B, C> {
+    pub fn new(inner: B, compiler: C, runtime: PathBuf) -> Self {
+        JitBackend { inner, compiler, runtime, runtime_joined: false, functions: BTreeMap::new(), uses: Vec::new(), glue: String::new() }
+    }
+
+    pub fn compiler(&self) -> &C {
+        &self.compiler
+    }
+
+    /// Compiles the cell's jit functions; `Ok(false)` when nothing else of the cell is left.
+    fn compile_functions(&mut self, cell: &str, split: &SplitCell, sink: OutputSink<'_>) -> Result<(), CellError> {
+        if !self.compiler.runtime_built() {
+            sink(LiveOutput::Stdout("jit: building the runtime in release mode (once, about a minute)\n".to_string()));
+        }
+        let defined: BTreeSet<String> = self.inner.items().into_iter().chain(self.inner.variables()).collect();
+        let uses = merged_uses(&self.uses, &split.uses);
+        for function in in_dependency_order(&split.functions) {
+            let deps = dependencies(function, &|name| self.functions.get(name));
+            let plain = |name: &str| defined.contains(name) && !self.functions.contains_key(name);
+            let mut compiled = None;
+            let compiler = &self.compiler;
+            let interrupted = self.inner.interruptible(&mut || compiled = Some(compiler.compile(function, &deps, &uses, cell, &plain)));
+            if interrupted {
+                let evalue = "the cell was stopped while a #[jit] function compiled, so it did not run. Nothing was lost: all variables are kept.";
+                return Err(CellError::new("Interrupted", evalue));
+            }
+            let compiled = compiled.expect("the compile ran")?;
+            sink(LiveOutput::Stdout(format!("{}\n", compiled.report())));
+            self.glue.push_str(&compiled.wrapper);
+            self.functions.insert(function.name.clone(), function.clone());
+        }
+        Ok(())
+    }
+
+    /// Runs plain code (a cell, or what is left of it) with the glue and, when due, the runtime
+    /// in front; `uses` are the cell's `use` items, remembered once it compiled.
+    fn run(&mut self, outer: &Front<'_>, code: &str, uses: &[String], sink: OutputSink<'_>) -> Result<Option<MimeBundle>, RunError> {
+        // Wrappers name the runtime's types too.
+        let runtime_due = !self.runtime_joined && (!self.glue.is_empty() || runtime::uses_runtime(code));
+        let mut items = outer.items.to_string();
+        if runtime_due {
+            items.push_str(RUNTIME_PRELUDE);
+        }
+        items.push_str(&self.glue);
+        let front = Front { items: &items, dependency: if runtime_due { Some(&self.runtime) } else { outer.dependency } };
+        match self.inner.execute_with(&front, code, sink) {
+            Ok(value) => {
+                self.runtime_joined |= runtime_due;
+                self.glue.clear();
+                self.uses = merged_uses(&self.uses, uses);
+                Ok(value)
+            }
+            Err(RunError::Front(error)) if !self.glue.is_empty() => {
+                // A jit function's wrapper that does not compile in a cell. Dropped, or it would
+                // fail every later cell.
+                self.glue.clear();
+                let evalue = format!(
+                    "a #[jit] function compiled, but cells cannot call it ({}); define it again with a signature \
+                     that uses only std and ndarray types",
+                    error.evalue
+                );
+                Err(RunError::Cell(CellError { evalue, ..error }))
+            }
+            Err(error) => Err(error),
+        }
+    }
+}
+
+impl<B: Backend, C: Compile> Backend for JitBackend<B, C> {
+    fn execute_with(&mut self, front: &Front<'_>, code: &str, sink: OutputSink<'_>) -> Result<Option<MimeBundle>, RunError> {
+        let split = jit_codegen::split(code).map_err(|e| RunError::Cell(errors::codegen_error(&e, code)))?;
+        if split.functions.is_empty() {
+            return self.run(front, code, &split.uses, sink);
+        }
+        self.compile_functions(code, &split, sink).map_err(RunError::Cell)?;
+        if split.rest_is_empty() && front.is_empty() {
+            // Nothing to run: the functions become callable with the next cell compiled.
+            self.uses = merged_uses(&self.uses, &split.uses);
+            return Ok(None);
+        }
+        self.run(front, &split.rest, &split.uses, sink)
+    }
+
+    fn complete(&mut self, code: &str, cursor: usize) -> Completions {
+        self.inner.complete(code, cursor)
+    }
+
+    fn inspect(&mut self, code: &str, cursor: usize) -> Option<MimeBundle> {
+        self.inner.inspect(code, cursor)
+    }
+
+    fn variables(&self) -> Vec<String> {
+        self.inner.variables()
+    }
+
+    fn items(&self) -> Vec<String> {
+        self.inner.items()
+    }
+
+    fn result_part(&self, mime: &str, text: &str) -> String {
+        self.inner.result_part(mime, text)
+    }
+
+    fn set_env(&mut self, name: &str, value: &str) -> Result<(), CellError> {
+        self.inner.set_env(name, value)
+    }
+
+    fn interruptible(&mut self, work: &mut dyn FnMut()) -> bool {
+        self.inner.interruptible(work)
+    }
+}
+
+/// The jit functions `function` calls, directly or through others (as `defined` finds them),
+/// each once, by name.
+fn dependencies<'a>(function: &JitFn, defined: &dyn Fn(&str) -> Option<&'a JitFn>) -> Vec<&'a JitFn> {
+    let mut found: Vec<&JitFn> = Vec::new();
+    let mut queue: Vec<&str> = function.references.iter().map(String::as_str).collect();
+    while let Some(name) = queue.pop() {
+        if name == function.name || found.iter().any(|f| f.name == name) {
+            continue;
+        }
+        if let Some(dep) = defined(name) {
+            found.push(dep);
+            queue.extend(dep.references.iter().map(String::as_str));
+        }
+    }
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    found
+}
+
+/// The cell's functions, each after the ones of the cell it calls (a cycle keeps cell order).
+fn in_dependency_order(functions: &[JitFn]) -> Vec<&JitFn> {
+    let mut ordered: Vec<&JitFn> = Vec::new();
+    let mut left: Vec<&JitFn> = functions.iter().collect();
+    while !left.is_empty() {
+        let waiting = |f: &JitFn| !dependencies(f, &|name| left.iter().find(|g| g.name == name).copied()).is_empty();
+        let ready = left.iter().position(|f| !waiting(f)).unwrap_or(0);
+        ordered.push(left.remove(ready));
+    }
+    ordered
+}
+
+/// `earlier` with `later` added; an item that imports a name an earlier one imported replaces
+/// it. Only items a jit function may use (rooted in std, core, alloc, ndarray, rayon, jit).
+fn merged_uses(earlier: &[String], later: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = earlier.to_vec();
+    for item in later {
+        let allowed = jit_codegen::use_root(item).is_some_and(|r| jit_codegen::ALLOWED_ROOTS.contains(&r.as_str()));
+        if !allowed {
+            continue;
+        }
+        let names = jit_codegen::use_names(item);
+        out.retain(|old| old != item && jit_codegen::use_names(old).is_disjoint(&names));
+        out.push(item.clone());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
