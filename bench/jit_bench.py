@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-from benchlib import ROOT, fresh_install, kernel, machine, run
+from benchlib import ROOT, fresh_install, kernel, machine
 
 BASELINE = ROOT.parent / "shared/lesson/numba_baseline.py"
 
@@ -49,43 +49,42 @@ def numba(runs: int = 3) -> dict:
     return {k: {"first": statistics.median(v[0] for v in vals), "loop": statistics.median(v[1] for v in vals)} for k, vals in seen.items()}
 
 
-def timeit(kc, expr: str) -> float:
-    run(kc, f"let bench_t = %timeit -o -q {expr}")
-    return float(run(kc, "bench_t.average()").result)
+def timeit(k, expr: str) -> float:
+    k.ok(f"let bench_t = %timeit -o -q {expr}")
+    return float(k.result("bench_t.average()"))
 
 
 def rust() -> dict:
     out: dict = {}
     started = time.perf_counter()
-    with kernel() as (km, kc):
-        cell = run(kc, ARRAYS.splitlines()[0])
+    with kernel() as k:
+        cell = k.ok(ARRAYS.splitlines()[0])
         out["ndarray first, since start"] = time.perf_counter() - started
         out["ndarray first, round trip"] = cell.seconds
-        run(kc, ARRAYS)
-        run(kc, NAIVE)
+        k.ok(ARRAYS)
+        k.ok(NAIVE)
         cold = []
-        for k in range(3):
-            cell = run(kc, JIT.replace("{\n", f"{{\n    // variant {k} {time.time()}\n", 1))
+        for variant in range(3):
+            cell = k.ok(JIT.replace("{\n", f"{{\n    // variant {variant} {time.time()}\n", 1))
             assert "jit: compiled" in cell.stdout, cell.stdout
             cold.append(cell.seconds)
         out["cold"] = statistics.median(cold)
-        out["first call"] = run(kc, "a_plus_tr_tanh_a(&a100).len()").seconds
-        run(kc, JIT)  # the version timed below, and found in the cache after the restart
-        run(kc, PARALLEL)
-        run(kc, "%env RAYON_NUM_THREADS=2")
-        assert run(kc, "a_plus_tr_tanh_a_par(&a1000) == a_plus_tr_tanh_a(&a1000)").result == "true"
+        out["first call"] = k.ok("a_plus_tr_tanh_a(&a100).len()").seconds
+        k.ok(JIT)  # the version timed below, and found in the cache after the restart
+        k.ok(PARALLEL)
+        k.ok("%env RAYON_NUM_THREADS=2")
+        assert k.result("a_plus_tr_tanh_a_par(&a1000) == a_plus_tr_tanh_a(&a1000)") == "true"
         for n in (100, 1000):
             if n == 100:
-                out[("naive", n)] = timeit(kc, f"naive(&a{n})")
-            out[("jit", n)] = timeit(kc, f"a_plus_tr_tanh_a(&a{n})")
-            out[("parallel", n)] = timeit(kc, f"a_plus_tr_tanh_a_par(&a{n})")
-        km.restart_kernel(now=False)
-        kc.wait_for_ready(timeout=120)
-        run(kc, "1 + 1")
-        out["ndarray after a plain cell"] = run(kc, ARRAYS.splitlines()[0]).seconds
+                out[("naive", n)] = timeit(k, f"naive(&a{n})")
+            out[("jit", n)] = timeit(k, f"a_plus_tr_tanh_a(&a{n})")
+            out[("parallel", n)] = timeit(k, f"a_plus_tr_tanh_a_par(&a{n})")
+        k.restart()
+        k.ok("1 + 1")
+        out["ndarray after a plain cell"] = k.ok(ARRAYS.splitlines()[0]).seconds
         cached = []
         for _ in range(5):
-            cell = run(kc, JIT)
+            cell = k.ok(JIT)
             assert "from the cache" in cell.stdout, cell.stdout
             cached.append(cell.seconds)
         out["cached"] = statistics.median(cached)

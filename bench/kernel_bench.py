@@ -1,7 +1,8 @@
 """Kernel benchmarks (issue 2): trivial-cell round trip, start to first result, memory.
 
 Usage: .venv/bin/python bench/kernel_bench.py [KERNEL_NAME ...]
-Kernels are looked up in JUPYTER_PATH; `rust-jit` is installed from target/release first.
+Kernels are looked up in JUPYTER_PATH; `rust-jit` is installed first from RUST_JIT_KERNEL_BIN
+(default target/release/rust-jit-kernel), in a fresh cache.
 Prints a Markdown table to paste into docs/benchmarks.md.
 """
 from __future__ import annotations
@@ -33,26 +34,15 @@ def rss_mib(pid: int) -> float:
     return total / 1024
 
 
-def execute(kc, code: str, timeout: float = 120) -> float:
-    t = time.perf_counter()
-    msg_id = kc.execute(code)
-    while True:
-        reply = kc.get_shell_msg(timeout=timeout)
-        if reply["parent_header"].get("msg_id") == msg_id:
-            break
-    elapsed = time.perf_counter() - t
-    assert reply["content"]["status"] == "ok", reply["content"]
-    return elapsed
-
-
 def bench(kernel_name: str, rounds: int = 20) -> dict:
+    """Times to the execute_reply (not to idle)."""
     t0 = time.perf_counter()
-    with kernel(kernel_name) as (km, kc):
-        execute(kc, "1 + 1")
-        first_result = time.perf_counter() - t0
+    with kernel(kernel_name) as k:
+        first_result = k.ok("1 + 1").reply_at - t0
+        km = k.km
         pid = km.provisioner.pid if hasattr(km.provisioner, "pid") else km.kernel.pid
         rss = rss_mib(pid)
-        times = [execute(kc, "1 + 1") for _ in range(rounds)]
+        times = [k.ok("1 + 1").reply_seconds for _ in range(rounds)]
     return {
         "kernel": kernel_name,
         "first": first_result,

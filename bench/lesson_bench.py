@@ -6,26 +6,17 @@ warm). Goals on a 2-core machine: <= 90 s and <= 30 s.
 """
 from __future__ import annotations
 
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchlib import ROOT, fresh_install, machine
-
-LESSON = ROOT / "lessons/compiling-with-jit.ipynb"
+from benchlib import execute_lesson, fresh_install, machine
 
 
 def execute() -> float:
     out = Path(tempfile.mkdtemp(prefix="rjk-lesson-"))
-    jupyter = Path(sys.executable).parent / "jupyter"
     started = time.perf_counter()
-    subprocess.run(
-        [str(jupyter), "nbconvert", "--to", "notebook", "--execute", str(LESSON), "--output-dir", str(out), "--ExecutePreprocessor.timeout=600"],
-        check=True,
-        capture_output=True,
-    )
+    execute_lesson(out)
     return time.perf_counter() - started
 
 

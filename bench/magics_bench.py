@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import subprocess
 
-from benchlib import ROOT, fresh_install, kernel, machine, run as run_cell
+from benchlib import ROOT, fresh_install, kernel, machine
 
 CRATE = ROOT / "bench/lesson_fn"
 cache = fresh_install("magics-bench")
@@ -24,29 +24,25 @@ session = next((cache / "sessions").glob("[0-9]*/"))
 )
 
 
-def run(kc, code: str) -> str | None:
-    return run_cell(kc, code).result
-
-
 def main() -> None:
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=CRATE, check=True)
-    with kernel() as (_, kc):
+    with kernel() as k:
         print(f"Machine: {machine()}")
         print()
         print("| `%timeit` of | ns per loop |")
         print("|---|---|")
         for expr in ["()", "1 + 1", "std::hint::black_box(2u64) * 3"]:
-            run(kc, f"let t = %timeit -o -q {expr}")
-            ns = float(run(kc, "t.average() * 1e9"))
+            k.ok(f"let t = %timeit -o -q {expr}")
+            ns = float(k.result("t.average() * 1e9"))
             print(f"| `{expr}` | {ns:.2f} |")
         print()
-        run(kc, f':dep lesson_fn = {{ path = "{CRATE}" }}')
+        k.ok(f':dep lesson_fn = {{ path = "{CRATE}" }}')
         print("| size | `%timeit` in the kernel | standalone release loop | ratio |")
         print("|---|---|---|---|")
         for n in (100, 1000):
-            run(kc, f"let a: lesson_fn::ndarray::Array2<f64> = lesson_fn::lesson_array({n}); lesson_fn::a_plus_tr_tanh_a(&a);")
-            run(kc, "let t = %timeit -o -q lesson_fn::a_plus_tr_tanh_a(&a)")
-            kernel_s = float(run(kc, "t.average()"))
+            k.ok(f"let a: lesson_fn::ndarray::Array2<f64> = lesson_fn::lesson_array({n}); lesson_fn::a_plus_tr_tanh_a(&a);")
+            k.ok("let t = %timeit -o -q lesson_fn::a_plus_tr_tanh_a(&a)")
+            kernel_s = float(k.result("t.average()"))
             out = subprocess.run([str(CRATE / "target/release/handtimed"), str(n)], capture_output=True, text=True, check=True)
             standalone_s = float(out.stdout.split()[0])
             print(f"| {n}x{n} | {kernel_s*1e6:.2f} µs | {standalone_s*1e6:.2f} µs | {kernel_s/standalone_s:.3f} |")

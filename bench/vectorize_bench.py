@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from benchlib import fresh_install, kernel, machine, run
+from benchlib import fresh_install, kernel, machine
 
 CELLS = """#[vectorize]
 fn add_ufunc(x: i64, y: i64) -> i64 { x + y }
@@ -37,14 +37,14 @@ let b = Array1::from_shape_fn(n, |i| (2 * i) as i64);"""
 def main() -> None:
     fresh_install("vectorize-bench")
     print(f"Machine: {machine()}; {time.strftime('%Y-%m-%d')}\n")
-    with kernel() as (_, kc):
-        run(kc, "%env RAYON_NUM_THREADS=2")
-        run(kc, CELLS)
-        assert run(kc, "add_ufunc(&a, &b) == hand_add(&a, &b) && add_ufunc_par(&a, &b) == hand_add_par(&a, &b)").result == "true"
+    with kernel() as k:
+        k.ok("%env RAYON_NUM_THREADS=2")
+        k.ok(CELLS)
+        assert k.result("add_ufunc(&a, &b) == hand_add(&a, &b) && add_ufunc_par(&a, &b) == hand_add_par(&a, &b)") == "true"
         times = {}
         for name in ["add_ufunc", "hand_add", "add_ufunc_par", "hand_add_par"]:
-            run(kc, f"let t = %timeit -o -q {name}(&a, &b)")
-            times[name] = float(run(kc, "t.average()").result)
+            k.ok(f"let t = %timeit -o -q {name}(&a, &b)")
+            times[name] = float(k.result("t.average()"))
         print("| 10^7 i64 add | `#[vectorize]` | hand-written loop (`#[jit]`) | ratio | goal |")
         print("|---|---|---|---|---|")
         for target, ufunc, hand in [("cpu", "add_ufunc", "hand_add"), ("parallel (2 threads)", "add_ufunc_par", "hand_add_par")]:

@@ -1,7 +1,7 @@
 """Jupyter's own conformance suite (jupyter_kernel_test) with every sample filled in."""
 import jupyter_kernel_test as jkt
 
-from conftest import KERNEL_NAME
+from kernel_client import KERNEL_NAME
 
 
 class RustJitKernelTests(jkt.KernelTests):

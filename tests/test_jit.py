@@ -4,9 +4,7 @@ from __future__ import annotations
 import random
 import re
 
-import pytest
-
-from conftest import Kernel, stream_text
+from kernel_client import Cell
 
 LESSON_JIT = """#[jit]
 fn a_plus_tr_tanh_a(a: &Array2<f64>) -> Array2<f64> {
@@ -31,8 +29,8 @@ fn a_plus_tr_tanh_a_par(a: &Array2<f64>) -> Array2<f64> {
 REPORT = re.compile(r"^jit: (compiled (\w+) in \d+\.\d\d s|(\w+) from the cache)$")
 
 
-def reports(msgs: list[dict]) -> list[str]:
-    lines = stream_text(msgs).splitlines()
+def reports(cell: Cell) -> list[str]:
+    lines = cell.stdout.splitlines()
     assert all(REPORT.match(line) for line in lines if line.startswith("jit:")), lines
     return [line for line in lines if line.startswith("jit:")]
 
@@ -43,8 +41,8 @@ def test_prelude_needs_no_dep_line(kernel):
 
 
 def test_jit_and_naive_agree(kernel):
-    msgs = kernel.ok(LESSON_JIT)
-    assert len(reports(msgs)) == 1 and "a_plus_tr_tanh_a" in reports(msgs)[0]
+    cell = kernel.ok(LESSON_JIT)
+    assert len(reports(cell)) == 1 and "a_plus_tr_tanh_a" in reports(cell)[0]
     kernel.ok(LESSON_NAIVE)
     kernel.ok("let a = Array2::from_shape_fn((100, 100), |(i, j)| ((i * 100 + j) as f64).sin());")
     assert kernel.result("a_plus_tr_tanh_a(&a) == naive_a_plus_tr_tanh_a(&a)") == "true"
@@ -61,18 +59,30 @@ def test_jit_code_is_built_optimised_and_plain_cells_are_not(kernel):
     assert kernel.result("cfg!(debug_assertions)") == "true"
     # Overflow checks off in jit code (wraps), on in plain cells (panics).
     assert kernel.result("jit_wrapping(200)") == "44"
-    reply, _ = kernel.run("let x: u8 = std::hint::black_box(200); x + 100")
-    assert reply["content"]["status"] == "error" and "overflow" in reply["content"]["evalue"]
+    kernel.error("let x: u8 = std::hint::black_box(200); x + 100", "panic", "overflow")
     # -C target-cpu=native: the jit crate sees the features this CPU has.
     assert kernel.result('jit_has_avx2() == std::is_x86_feature_detected!("avx2")') == "true"
 
 
+def cells(kernel, *steps):
+    """Runs each `(code, result)` in order: `result` is the text/plain the cell must give, or
+    None for a cell that must only succeed."""
+    for code, expected in steps:
+        if expected is None:
+            kernel.ok(code)
+        else:
+            assert kernel.result(code) == expected, code
+
+
 def test_jit_functions_call_each_other_and_redefinition_replaces(kernel):
-    kernel.ok("#[jit]\nfn base_value() -> i64 { 1 }\n#[jit]\nfn ten() -> i64 { 10 }\nlet survivor = 5i64;")
-    kernel.ok("#[jit]\nfn twice_base() -> i64 { base_value() * 2 }")
-    assert kernel.result("twice_base() + ten() + survivor") == "17"
-    kernel.ok("#[jit]\nfn base_value() -> i64 { 100 }")
-    assert kernel.result("base_value() + ten() + survivor") == "115"
+    cells(
+        kernel,
+        ("#[jit]\nfn base_value() -> i64 { 1 }\n#[jit]\nfn ten() -> i64 { 10 }\nlet survivor = 5i64;", None),
+        ("#[jit]\nfn twice_base() -> i64 { base_value() * 2 }", None),
+        ("twice_base() + ten() + survivor", "17"),
+        ("#[jit]\nfn base_value() -> i64 { 100 }", None),
+        ("base_value() + ten() + survivor", "115"),
+    )
 
 
 def test_plain_function_redefined_as_jit(kernel):
@@ -84,20 +94,19 @@ def test_plain_function_redefined_as_jit(kernel):
 
 def test_nopython_error_says_why_and_keeps_everything(kernel):
     kernel.ok("fn plain_helper(x: f64) -> f64 { x * 2.0 }\nlet kept_value = 41;")
-    reply, msgs = kernel.run("let lost = 1;\n#[jit]\nfn uses_plain(x: f64) -> f64 {\n    plain_helper(x) + 1.0\n}")
-    content = reply["content"]
-    assert content["status"] == "error" and content["ename"] == "JitError", content
-    assert "`plain_helper` is defined in a plain cell" in content["evalue"]
-    assert "Mark `plain_helper` with #[jit]" in content["evalue"]
+    content = kernel.error(
+        "let lost = 1;\n#[jit]\nfn uses_plain(x: f64) -> f64 {\n    plain_helper(x) + 1.0\n}",
+        "JitError",
+        "`plain_helper` is defined in a plain cell",
+        "Mark `plain_helper` with #[jit]",
+    )
     assert any("cell:4:5" in line for line in content["traceback"]), content["traceback"]
     assert kernel.result("kept_value + 1") == "42"
     assert kernel.result("plain_helper(1.0)") == "2.0"
 
 
 def test_lessons_type_error_reads_like_rustc(kernel):
-    reply, _ = kernel.run(LESSON_JIT.replace("let mut trace = 0.0;", "let mut trace = 0;"))
-    content = reply["content"]
-    assert content["status"] == "error" and content["ename"] == "CompilationError"
+    content = kernel.error(LESSON_JIT.replace("let mut trace = 0.0;", "let mut trace = 0;"), "CompilationError")
     assert content["evalue"] == "error[E0277]: cannot add-assign `f64` to `{integer}` (cell line 5)", content["evalue"]
     text = "\n".join(content["traceback"])
     assert "trace += a[[i, i]].tanh();" in text and "jit_" not in text and "aborting" not in text
@@ -110,27 +119,21 @@ def test_bad_jit_attributes_are_clear_errors(kernel):
         ("#[jit]\nstruct NotAFunction;", "goes on a function"),
         ("#[jit(parallel)]\nfn f() { for i in prange(0..3) { break; } }", "cannot `break`"),
     ]:
-        reply, _ = kernel.run(code)
-        assert reply["content"]["status"] == "error", code
-        assert reply["content"]["ename"] == "JitError" and message in reply["content"]["evalue"], reply["content"]
-    reply, _ = kernel.run("fn outer() {\n    #[jit]\n    fn inner() {}\n}")
-    assert any("top level of a cell" in line for line in reply["content"]["traceback"])
+        kernel.error(code, "JitError", message)
+    content = kernel.error("fn outer() {\n    #[jit]\n    fn inner() {}\n}", "CompilationError")
+    assert any("top level of a cell" in line for line in content["traceback"])
 
 
-def test_cache_hit_after_restart():
+def test_cache_hit_after_restart(fresh_kernel):
+    k = fresh_kernel
     marker = random.randrange(1 << 40)
     cell = f"#[jit]\nfn cached_marker() -> u64 {{ {marker} }}"
-    k = Kernel()
-    try:
-        assert reports(k.ok(cell))[0].startswith("jit: compiled cached_marker in ")
-        assert reports(k.ok(cell)) == ["jit: cached_marker from the cache"]
-        k.km.restart_kernel(now=False)
-        k.kc.wait_for_ready(timeout=120)
-        again = k.ok(cell)
-        assert reports(again) == ["jit: cached_marker from the cache"]
-        assert k.result("cached_marker()") == str(marker)
-    finally:
-        k.shutdown()
+    assert reports(k.ok(cell))[0].startswith("jit: compiled cached_marker in ")
+    assert reports(k.ok(cell)) == ["jit: cached_marker from the cache"]
+    k.restart()
+    again = k.ok(cell)
+    assert reports(again) == ["jit: cached_marker from the cache"]
+    assert k.result("cached_marker()") == str(marker)
 
 
 def test_parallel_lesson_function_agrees_and_follows_rayon_num_threads(kernel):
@@ -157,32 +160,31 @@ def test_parallel_operators_broadcast_and_prange_reduces(kernel):
     assert kernel.result("affine(&m, &row) == &m * 2.0 - &row / 4.0 + 1.0") == "true"
     # 2^500 wraps to 0 in u64: jit code has no overflow checks.
     assert kernel.result("sum_and_product(1000)") == "(500500, 0, -500.0)"
-    reply, _ = kernel.run("affine(&m, &array![1.0, 2.0])")
-    assert reply["content"]["status"] == "error" and "broadcast" in reply["content"]["evalue"], reply["content"]
+    kernel.error("affine(&m, &array![1.0, 2.0])", "panic", "broadcast")
     assert kernel.result("m.sum()") == "45.0"
 
 
-def test_thread_count_stays_bounded_over_many_cells():
-    k = Kernel()
-    try:
-        k.ok("%env RAYON_NUM_THREADS=2")
-        k.ok(LESSON_PARALLEL + "\nlet a = Array2::<f64>::ones((64, 64));")
-        threads = "std::fs::read_to_string(\"/proc/self/status\").unwrap().lines().find(|l| l.starts_with(\"Threads:\")).unwrap()[8..].trim().parse::<usize>().unwrap()"
-        counts = []
-        for i in range(200):
-            k.ok(f"let s{i % 10} = a_plus_tr_tanh_a_par(&a).sum();")
-            if i % 50 == 49:
-                counts.append(int(k.result(threads)))
-        assert max(counts) <= 2 + 8, counts
-        assert counts[-1] <= counts[0] + 1, counts
-    finally:
-        k.shutdown()
+def test_thread_count_stays_bounded_over_many_cells(fresh_kernel):
+    k = fresh_kernel
+    k.ok("%env RAYON_NUM_THREADS=2")
+    k.ok(LESSON_PARALLEL + "\nlet a = Array2::<f64>::ones((64, 64));")
+    threads = "std::fs::read_to_string(\"/proc/self/status\").unwrap().lines().find(|l| l.starts_with(\"Threads:\")).unwrap()[8..].trim().parse::<usize>().unwrap()"
+    counts = []
+    for i in range(200):
+        k.ok(f"let s{i % 10} = a_plus_tr_tanh_a_par(&a).sum();")
+        if i % 50 == 49:
+            counts.append(int(k.result(threads)))
+    assert max(counts) <= 2 + 8, counts
+    assert counts[-1] <= counts[0] + 1, counts
 
 
 def test_uses_from_plain_cells_and_callees_later_in_the_cell(kernel):
-    kernel.ok("use std::f64::consts::PI;")
-    kernel.ok("#[jit]\nfn circle_area(r: f64) -> f64 { PI * r * r }")
-    assert kernel.result("circle_area(1.0) == std::f64::consts::PI") == "true"
-    # `outer` calls `inner`, which comes after it in the cell.
-    kernel.ok("#[jit]\nfn outer_fn(x: i64) -> i64 { inner_fn(x) + 1 }\n#[jit]\nfn inner_fn(x: i64) -> i64 { x * 10 }")
-    assert kernel.result("outer_fn(4)") == "41"
+    cells(
+        kernel,
+        ("use std::f64::consts::PI;", None),
+        ("#[jit]\nfn circle_area(r: f64) -> f64 { PI * r * r }", None),
+        ("circle_area(1.0) == std::f64::consts::PI", "true"),
+        # `outer` calls `inner`, which comes after it in the cell.
+        ("#[jit]\nfn outer_fn(x: i64) -> i64 { inner_fn(x) + 1 }\n#[jit]\nfn inner_fn(x: i64) -> i64 { x * 10 }", None),
+        ("outer_fn(4)", "41"),
+    )

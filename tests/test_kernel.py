@@ -3,17 +3,13 @@ from __future__ import annotations
 
 import json
 import re
-import os
 import subprocess
-import tempfile
 import time
-from pathlib import Path
 
-import pytest
 import zmq
 from jupyter_client.session import Session
 
-from conftest import BINARY, Kernel, stream_text
+from kernel_client import BINARY, Cell, Kernel, assert_error
 
 
 def test_state_persists_across_cells(kernel):
@@ -27,16 +23,11 @@ def test_output_streams_while_the_cell_runs(kernel):
     code = 'for i in 0..3 {\n    println!("tick {i}");\n    std::thread::sleep(std::time::Duration::from_millis(800));\n}'
     msg_id = kernel.kc.execute(code)
     first_stream_at = None
-    while True:
-        msg = kernel.kc.get_iopub_msg(timeout=60)
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
+    for msg in kernel.iopub(msg_id):
         if msg["msg_type"] == "stream" and first_stream_at is None:
             first_stream_at = time.time()
             assert msg["content"]["text"].startswith("tick 0")
-        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            idle_at = time.time()
-            break
+    idle_at = time.time()
     kernel.reply_to(msg_id)
     assert first_stream_at is not None
     # The first line arrived while the cell still had >= 1.6 s of sleeping to do.
@@ -44,86 +35,72 @@ def test_output_streams_while_the_cell_runs(kernel):
 
 
 def test_iopub_sequence_of_an_execute(kernel):
-    reply, msgs = kernel.run('println!("out"); 2 + 3')
-    types = [m["msg_type"] for m in msgs]
+    cell = kernel.run('println!("out"); 2 + 3')
+    msgs, types = cell.msgs, cell.msg_types
     assert types[0] == "status" and msgs[0]["content"]["execution_state"] == "busy"
     assert types[1] == "execute_input"
     assert types[-1] == "status" and msgs[-1]["content"]["execution_state"] == "idle"
     assert types[2:-1] == ["stream", "execute_result"]
-    count = reply["content"]["execution_count"]
+    count = cell.content["execution_count"]
     assert msgs[1]["content"]["execution_count"] == count
     assert msgs[3]["content"]["execution_count"] == count
 
 
 def test_compile_error_points_at_the_cell_and_keeps_everything(kernel):
     kernel.ok("let kept = 7;\nfn kept_fn() -> i32 { 1 }")
-    reply, msgs = kernel.run('let a = 1;\nlet b: i32 = "two";')
-    assert reply["content"]["status"] == "error"
-    assert reply["content"]["ename"] == "CompilationError"
-    assert "E0308" in reply["content"]["evalue"] and "cell line 2" in reply["content"]["evalue"]
-    errors = [m for m in msgs if m["msg_type"] == "error"]
-    assert len(errors) == 1
-    tb = "\n".join(errors[0]["content"]["traceback"])
+    cell = kernel.run('let a = 1;\nlet b: i32 = "two";')
+    assert_error(cell, "CompilationError", "E0308", "cell line 2")
+    assert len(cell.errors) == 1
+    tb = "\n".join(cell.errors[0]["traceback"])
     assert "cell:2:" in tb and 'let b: i32 = "two";' in tb
     assert kernel.result("kept + kept_fn()") == "8"
     # A cell whose value is `()` shows no result (as IPython shows no None).
-    msgs = kernel.ok("match kept { 7 => println!(\"seven\"), _ => {} }")
-    assert not [m for m in msgs if m["msg_type"] == "execute_result"]
+    assert not kernel.ok("match kept { 7 => println!(\"seven\"), _ => {} }").results
 
 
 def test_panic_is_an_error_and_keeps_earlier_variables(kernel):
     kernel.ok("let before_panic = 5;")
-    reply, msgs = kernel.run("let v: Vec<i32> = Vec::new();\nlet x = v[3];")
-    assert reply["content"]["status"] == "error"
-    assert reply["content"]["ename"] == "panic"
-    assert "index out of bounds" in reply["content"]["evalue"]
-    assert "cell line 2" in reply["content"]["evalue"]
-    assert [m["msg_type"] for m in msgs].count("error") == 1
-    assert "panicked" not in stream_text(msgs, "stderr")
+    cell = kernel.run("let v: Vec<i32> = Vec::new();\nlet x = v[3];")
+    assert_error(cell, "panic", "index out of bounds", "cell line 2")
+    assert cell.msg_types.count("error") == 1
+    assert "panicked" not in cell.stderr
     assert kernel.result("before_panic") == "5"
 
 
 def test_panic_in_another_thread_is_only_stderr(kernel):
-    reply, msgs = kernel.run('let r = std::thread::spawn(|| panic!("worker failed")).join().is_err(); r')
-    assert reply["content"]["status"] == "ok"
-    assert "worker failed" in stream_text(msgs, "stderr")
+    cell = kernel.ok('let r = std::thread::spawn(|| panic!("worker failed")).join().is_err(); r')
+    assert cell.status == "ok"
+    assert "worker failed" in cell.stderr
 
 
-def test_crash_of_the_user_process_is_reported_and_the_kernel_goes_on():
-    k = Kernel()
-    try:
-        k.ok("let lost_a = 1; let lost_b = 2;\nfn survivor() -> i32 { 9 }")
-        reply, _ = k.run("std::process::abort();")
-        assert reply["content"]["status"] == "error"
-        assert reply["content"]["ename"] == "ProcessCrashed"
-        assert "lost_a, lost_b" in reply["content"]["evalue"]
-        assert k.result("survivor()") == "9"
-    finally:
-        k.shutdown()
+def test_crash_of_the_user_process_is_reported_and_the_kernel_goes_on(fresh_kernel):
+    k = fresh_kernel
+    k.ok("let lost_a = 1; let lost_b = 2;\nfn survivor() -> i32 { 9 }")
+    k.error("std::process::abort();", "ProcessCrashed", "lost_a, lost_b")
+    assert k.result("survivor()") == "9"
 
 
 def test_stop_on_error_aborts_queued_cells(kernel):
     first = kernel.kc.execute('let boom: i32 = "x";')
     second = kernel.kc.execute('println!("must not run");')
-    assert kernel.reply_to(first)["content"]["status"] == "error"
-    second_reply = kernel.reply_to(second)
-    assert second_reply["content"]["status"] == "aborted"
-    kernel.iopub_for(first)
-    assert stream_text(kernel.iopub_for(second)) == ""
+    assert_error(kernel.wait(first), "CompilationError")
+    second_cell = kernel.wait(second)
+    assert second_cell.status == "aborted"
+    assert second_cell.stdout == ""
     # stop_on_error=False: the next one runs.
     first = kernel.kc.execute('let boom: i32 = "x";', stop_on_error=False)
     second = kernel.kc.execute("1 + 1")
-    assert kernel.reply_to(first)["content"]["status"] == "error"
-    assert kernel.reply_to(second)["content"]["status"] == "ok"
+    assert_error(kernel.wait(first), "CompilationError")
+    assert kernel.wait(second).status == "ok"
 
 
 def test_silent_and_store_history(kernel):
-    before = kernel.run("0")[0]["content"]["execution_count"]
-    reply, msgs = kernel.run('println!("quiet"); 1', silent=True)
-    assert reply["content"]["status"] == "ok"
-    assert [m["msg_type"] for m in msgs] == ["status", "status"]
+    before = kernel.run("0").content["execution_count"]
+    quiet = kernel.run('println!("quiet"); 1', silent=True)
+    assert quiet.status == "ok"
+    assert quiet.msg_types == ["status", "status"]
     kernel.run("2", store_history=False)
-    after = kernel.run("3")[0]["content"]["execution_count"]
+    after = kernel.run("3").content["execution_count"]
     assert after == before + 1
     msg_id = kernel.kc.history(hist_access_type="tail", n=2, output=False, raw=True)
     history = kernel.reply_to(msg_id)["content"]["history"]
@@ -135,8 +112,7 @@ def test_dependency_build_progress_is_shown(kernel, tmp_path):
     (crate / "src").mkdir(parents=True)
     (crate / "Cargo.toml").write_text('[package]\nname = "tiny_dep"\nversion = "0.1.0"\nedition = "2021"\n')
     (crate / "src/lib.rs").write_text("pub fn answer() -> i32 { 42 }\n")
-    msgs = kernel.ok(f':dep tiny_dep = {{ path = "{crate}" }}')
-    assert "Compiling tiny_dep" in stream_text(msgs, "stderr")
+    assert "Compiling tiny_dep" in kernel.ok(f':dep tiny_dep = {{ path = "{crate}" }}').stderr
     assert kernel.result("tiny_dep::answer()") == "42"
 
 
@@ -187,57 +163,47 @@ def test_malformed_messages_do_not_stop_the_kernel(kernel):
     kernel.kc.shell_channel.send(msg)
     reply = kernel.reply_to(msg["header"]["msg_id"])
     assert reply["msg_type"] == "frobnicate_reply"
-    assert reply["content"]["status"] == "error"
+    assert_error(reply, "UnknownMessageType", "frobnicate_request")
     assert kernel.result("1 + 1") == "2"
 
 
-def interrupt_while_running(k: Kernel, code: str, after: float) -> tuple[dict, float]:
-    """Runs `code`, interrupts it `after` seconds later; returns the reply and how long it took to stop."""
+def interrupt_while_running(k: Kernel, code: str, after: float) -> tuple[Cell, float]:
+    """Runs `code`, interrupts it `after` seconds later; returns what it produced and how long it
+    took to stop (interrupt sent to reply received)."""
     msg_id = k.kc.execute(code)
     time.sleep(after)
-    start = time.time()
+    interrupted_at = time.perf_counter()
     k.km.interrupt_kernel()
-    reply = k.reply_to(msg_id, timeout=10)
-    return reply, time.time() - start
+    cell = k.wait(msg_id, timeout=10, code=code)
+    return cell, cell.reply_at - interrupted_at
 
 
-def test_interrupt_stops_a_running_cell_and_says_what_was_lost():
-    k = Kernel()
-    try:
-        k.ok("let survivor_count = 3;\nfn still_here() -> i32 { 11 }")
-        # Interrupted once it runs (past compilation).
-        reply, took = interrupt_while_running(k, "loop { std::thread::sleep(std::time::Duration::from_millis(10)); }", 3)
-        assert took < 2.0
-        assert reply["content"]["status"] == "error"
-        assert reply["content"]["ename"] == "Interrupted"
-        assert "survivor_count" in reply["content"]["evalue"]
-        assert k.result("still_here()") == "11"
-        # Interrupt with nothing running: harmless. (Wait for the reply: an interrupt still in flight
-        # when the next execute starts would rightly stop that one.)
-        request = k.kc.session.msg("interrupt_request", {})
-        k.kc.control_channel.send(request)
-        assert k.reply_to(request["header"]["msg_id"], channel="control")["content"]["status"] == "ok"
-        assert k.result("still_here() + 1") == "12"
-    finally:
-        k.shutdown()
+def test_interrupt_stops_a_running_cell_and_says_what_was_lost(fresh_kernel):
+    k = fresh_kernel
+    k.ok("let survivor_count = 3;\nfn still_here() -> i32 { 11 }")
+    # Interrupted once it runs (past compilation).
+    cell, took = interrupt_while_running(k, "loop { std::thread::sleep(std::time::Duration::from_millis(10)); }", 3)
+    assert took < 2.0
+    assert_error(cell, "Interrupted", "survivor_count")
+    assert k.result("still_here()") == "11"
+    # Interrupt with nothing running: harmless. (Wait for the reply: an interrupt still in flight
+    # when the next execute starts would rightly stop that one.)
+    request = k.kc.session.msg("interrupt_request", {})
+    k.kc.control_channel.send(request)
+    assert k.reply_to(request["header"]["msg_id"], channel="control")["content"]["status"] == "ok"
+    assert k.result("still_here() + 1") == "12"
 
 
-def test_restart_and_shutdown():
-    k = Kernel()
-    try:
-        k.ok("let before_restart = 1;")
-        k.km.restart_kernel(now=False)
-        k.kc.wait_for_ready(timeout=120)
-        reply, _ = k.run("before_restart")
-        assert reply["content"]["status"] == "error"
-        assert reply["content"]["execution_count"] == 1
-        assert k.result("1 + 1") == "2"
-    finally:
-        k.kc.stop_channels()
-        start = time.time()
-        k.km.shutdown_kernel(now=False)
-        assert not k.km.is_alive()
-        assert time.time() - start < 10
+def test_restart_and_shutdown(fresh_kernel):
+    k = fresh_kernel
+    k.ok("let before_restart = 1;")
+    k.restart()
+    assert k.error("before_restart", "CompilationError", "before_restart")["execution_count"] == 1
+    assert k.result("1 + 1") == "2"
+    start = time.time()
+    k.shutdown()
+    assert not k.km.is_alive()
+    assert time.time() - start < 10
 
 
 def test_cli_errors_and_install(tmp_path):
@@ -262,37 +228,31 @@ def test_cli_errors_and_install(tmp_path):
     assert not (tmp_path / "share/jupyter/kernels/rust-jit").exists()
 
 
-def test_interrupt_during_a_compile_keeps_everything(tmp_path):
+def test_interrupt_during_a_compile_keeps_everything(fresh_kernel, tmp_path):
     crate = tmp_path / "slow_build"
     (crate / "src").mkdir(parents=True)
     (crate / "Cargo.toml").write_text('[package]\nname = "slow_build"\nversion = "0.1.0"\nedition = "2021"\n')
     (crate / "build.rs").write_text("fn main() { std::thread::sleep(std::time::Duration::from_secs(120)); }\n")
     (crate / "src/lib.rs").write_text("pub fn f() -> i32 { 1 }\n")
-    k = Kernel()
-    try:
-        k.ok("let kept_through_compile = 21;")
-        # Interrupted while cargo runs the build script.
-        reply, took = interrupt_while_running(k, f':dep slow_build = {{ path = "{crate}" }}', 4)
-        assert took < 2.0
-        assert reply["content"]["ename"] == "Interrupted"
-        assert "Nothing was lost" in reply["content"]["evalue"]
-        assert k.result("kept_through_compile * 2") == "42"
-    finally:
-        k.shutdown()
+    k = fresh_kernel
+    k.ok("let kept_through_compile = 21;")
+    # Interrupted while cargo runs the build script.
+    cell, took = interrupt_while_running(k, f':dep slow_build = {{ path = "{crate}" }}', 4)
+    assert took < 2.0
+    assert_error(cell, "Interrupted", "Nothing was lost")
+    assert k.result("kept_through_compile * 2") == "42"
 
 
 def test_question_mark_pages_documentation(kernel):
-    reply, msgs = kernel.run("?std::mem::swap")
-    assert reply["content"]["status"] == "ok"
-    page = reply["content"]["payload"][0]
+    found = kernel.ok("?std::mem::swap")
+    assert found.status == "ok"
+    page = found.content["payload"][0]
     assert page["source"] == "page" and "swap" in page["data"]["text/plain"]
-    reply, _ = kernel.run("?no_such_thing_anywhere")
-    assert reply["content"]["status"] == "error"
+    kernel.error("?no_such_thing_anywhere", "NotFound", "no_such_thing_anywhere")
 
 
 def test_env_round_trip_into_user_code(kernel):
-    msgs = kernel.ok("%env RJK_TEST_VALUE=hello world")
-    assert stream_text(msgs) == "env: RJK_TEST_VALUE=hello world\n"
+    assert kernel.ok("%env RJK_TEST_VALUE=hello world").stdout == "env: RJK_TEST_VALUE=hello world\n"
     assert kernel.result('std::env::var("RJK_TEST_VALUE").unwrap()') == '"hello world"'
     assert kernel.result("%env RJK_TEST_VALUE") == "'hello world'"
     kernel.ok("%env RJK_TEST_OTHER 3")
@@ -303,37 +263,31 @@ def test_env_round_trip_into_user_code(kernel):
 
 def test_env_errors_and_help(kernel):
     kernel.ok("let survives_magic_errors = 1;")
-    reply, msgs = kernel.run("%env NOT_SET_ANYWHERE_123")
-    assert reply["content"]["status"] == "error"
-    assert reply["content"]["ename"] == "UsageError"
-    assert reply["content"]["evalue"] == "Environment does not have key: NOT_SET_ANYWHERE_123"
-    reply, _ = kernel.run("%env =oops")
-    assert reply["content"]["ename"] == "UsageError"
-    help_text = stream_text(kernel.ok("%env?"))
+    content = kernel.error("%env NOT_SET_ANYWHERE_123", "UsageError")
+    assert content["evalue"] == "Environment does not have key: NOT_SET_ANYWHERE_123"
+    kernel.error("%env =oops", "UsageError")
+    help_text = kernel.ok("%env?").stdout
     assert help_text.startswith("%env") and "Usage" in help_text
     assert kernel.result("survives_magic_errors") == "1"
 
 
 def test_unknown_magic_and_lsmagic(kernel):
-    reply, msgs = kernel.run("%frobnicate now")
-    assert reply["content"]["status"] == "error"
-    assert "%frobnicate" in reply["content"]["evalue"] and "%lsmagic" in reply["content"]["evalue"]
-    assert [m["msg_type"] for m in msgs].count("error") == 1
+    cell = kernel.run("%frobnicate now")
+    assert_error(cell, "UsageError", "%frobnicate", "%lsmagic")
+    assert cell.msg_types.count("error") == 1
     listing = kernel.result("%lsmagic")
     assert "%env" in listing and "%lsmagic" in listing
 
 
 def test_mixed_cell_runs_rust_then_magic(kernel):
-    reply, msgs = kernel.run('let mixed = 5;\nprintln!("before {mixed}");\n%env RJK_MIXED=1')
-    assert reply["content"]["status"] == "ok"
-    assert stream_text(msgs) == "before 5\nenv: RJK_MIXED=1\n"
+    cell = kernel.ok('let mixed = 5;\nprintln!("before {mixed}");\n%env RJK_MIXED=1')
+    assert cell.status == "ok"
+    assert cell.stdout == "before 5\nenv: RJK_MIXED=1\n"
     assert kernel.result("mixed") == "5"
 
 
 def test_compile_error_after_a_magic_points_at_the_cell_line(kernel):
-    reply, msgs = kernel.run('%env RJK_LINES=1\nlet ok = 1;\nlet bad: i32 = "x";')
-    assert reply["content"]["status"] == "error"
-    assert "cell line 3" in reply["content"]["evalue"]
+    kernel.error('%env RJK_LINES=1\nlet ok = 1;\nlet bad: i32 = "x";', "CompilationError", "cell line 3")
 
 
 TIMEIT_LINE = re.compile(
@@ -349,8 +303,7 @@ def test_timeit_in_the_lessons_mixed_cell(kernel):
         "work(&data);\n"
         "%timeit work(&data)"
     )
-    msgs = kernel.ok(code)
-    line = stream_text(msgs).strip().splitlines()[-1]
+    line = kernel.ok(code).stdout.strip().splitlines()[-1]
     m = TIMEIT_LINE.match(line)
     assert m, line
     assert m.group(3) == "7"
@@ -360,55 +313,47 @@ def test_timeit_in_the_lessons_mixed_cell(kernel):
 
 def test_timeit_options_and_result_kept_for_later_cells(kernel):
     kernel.ok("let nums: Vec<u64> = (0..1000).collect();")
-    line = stream_text(kernel.ok("%timeit -n 100 -r 3 -p 4 nums.iter().sum::<u64>()")).strip()
+    line = kernel.ok("%timeit -n 100 -r 3 -p 4 nums.iter().sum::<u64>()").stdout.strip()
     m = TIMEIT_LINE.match(line)
     assert m and m.group(3) == "3" and m.group(4) == "100", line
-    assert stream_text(kernel.ok("let t = %timeit -o -q -n 50 -r 4 nums.iter().sum::<u64>()")) == ""
+    assert kernel.ok("let t = %timeit -o -q -n 50 -r 4 nums.iter().sum::<u64>()").stdout == ""
     assert kernel.result("(t.loops, t.repeat, t.all_runs.len())") == "(50, 4, 4)"
     assert kernel.result("t.best() <= t.average() && t.average() <= t.worst() && t.stdev() >= 0.0") == "true"
     assert kernel.result("t").startswith("<TimeitResult : ")
     kernel.ok("%timeit -q -v kept -n 10 -r 2 nums.len()")
     assert kernel.result("kept.repeat") == "2"
-    reply, _ = kernel.run("%timeit -r 0 nums.len()")
-    assert reply["content"]["ename"] == "UsageError"
+    kernel.error("%timeit -r 0 nums.len()", "UsageError")
 
 
 def test_cell_timeit_with_setup(kernel):
     code = "%%timeit -n 20 -r 2 let mut v: Vec<u32> = Vec::with_capacity(64);\nfor i in 0..64 { v.push(i); }\nv.len()"
-    line = stream_text(kernel.ok(code)).strip()
+    line = kernel.ok(code).stdout.strip()
     m = TIMEIT_LINE.match(line)
     assert m and m.group(4) == "20", line
 
 
 def test_time_magic(kernel):
-    msgs = kernel.ok("%time (0..1000u64).sum::<u64>()")
-    text = stream_text(msgs)
+    cell = kernel.ok("%time (0..1000u64).sum::<u64>()")
+    text = cell.stdout
     assert re.match(r"^CPU times: user .+, sys: .+, total: .+\nWall time: .+\n$", text), text
-    results = [m for m in msgs if m["msg_type"] == "execute_result"]
-    assert results and results[0]["content"]["data"]["text/plain"] == "499500"
+    results = cell.results
+    assert results and results[0]["data"]["text/plain"] == "499500"
 
 
 def test_timeit_compile_error_points_at_the_magic_line(kernel):
-    reply, msgs = kernel.run("let ok_before = 1;\n%timeit no_such_function(1)")
-    assert reply["content"]["ename"] == "CompilationError"
-    assert "cell line 2" in reply["content"]["evalue"]
-    reply, _ = kernel.run("%timeit broken(")
-    assert reply["content"]["ename"] == "UsageError"
+    kernel.error("let ok_before = 1;\n%timeit no_such_function(1)", "CompilationError", "cell line 2")
+    kernel.error("%timeit broken(", "UsageError")
 
 
-def test_interrupt_during_timeit_stops_between_chunks_and_keeps_variables():
-    k = Kernel()
-    try:
-        k.ok("let kept_through_timeit = 7;")
-        # Interrupted once compiled and timing.
-        code = "%timeit -n 1 -r 1000 std::thread::sleep(std::time::Duration::from_millis(50))"
-        reply, took = interrupt_while_running(k, code, 4)
-        assert took < 1.0, took
-        assert reply["content"]["ename"] == "Interrupted"
-        assert "Nothing was lost" in reply["content"]["evalue"]
-        assert k.result("kept_through_timeit") == "7"
-    finally:
-        k.shutdown()
+def test_interrupt_during_timeit_stops_between_chunks_and_keeps_variables(fresh_kernel):
+    k = fresh_kernel
+    k.ok("let kept_through_timeit = 7;")
+    # Interrupted once compiled and timing.
+    code = "%timeit -n 1 -r 1000 std::thread::sleep(std::time::Duration::from_millis(50))"
+    cell, took = interrupt_while_running(k, code, 4)
+    assert took < 1.0, took
+    assert_error(cell, "Interrupted", "Nothing was lost")
+    assert k.result("kept_through_timeit") == "7"
 
 
 def test_env_rustflags_reach_later_compiles(kernel):

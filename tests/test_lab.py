@@ -38,9 +38,8 @@ import psutil
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from conftest import KERNEL_NAME, ROOT
+from kernel_client import KERNEL_NAME, LESSON, ROOT
 
-LESSON = ROOT / "lessons/compiling-with-jit.ipynb"
 CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
 ARTIFACTS = ROOT / "artifacts"
 KERNEL_DISPLAY_NAME = "Rust (JIT)"

@@ -5,16 +5,12 @@ run. Then what the lesson promises is checked in the outputs (the compile report
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
 
-from conftest import KERNEL_NAME, ROOT
-
-LESSON = ROOT / "lessons/compiling-with-jit.ipynb"
+from kernel_client import KERNEL_NAME, LESSON, execute_lesson
 
 
 def outputs(nb, kind: str) -> list:
@@ -49,13 +45,7 @@ def test_the_repository_keeps_the_lesson_without_outputs():
 
 
 def test_nbconvert_executes_the_lesson(tmp_path: Path):
-    jupyter = Path(sys.executable).parent / "jupyter"
-    subprocess.run(
-        [str(jupyter), "nbconvert", "--to", "notebook", "--execute", str(LESSON), "--output-dir", str(tmp_path), "--ExecutePreprocessor.timeout=600"],
-        check=True,
-        capture_output=True,
-    )
-    check_lesson_outputs(nbformat.read(tmp_path / LESSON.name, as_version=4))
+    check_lesson_outputs(nbformat.read(execute_lesson(tmp_path), as_version=4))
 
 
 def test_nbclient_executes_the_lesson():

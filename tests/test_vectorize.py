@@ -8,8 +8,6 @@ import os
 
 import pytest
 
-from conftest import stream_text
-
 
 def gpu_reason() -> str | None:
     """Why there is no GPU here, or None when there is one."""
@@ -51,8 +49,8 @@ PLAIN = """fn plain(a: &ArrayD<f64>, b: &ArrayD<f64>) -> ArrayD<f64> {
 
 
 def test_cpu_and_parallel_targets_match_a_plain_loop_with_broadcasting(kernel):
-    msgs = kernel.ok(UFUNCS)
-    assert "jit: compiled clipped_sum" in stream_text(msgs) or "jit: clipped_sum from the cache" in stream_text(msgs)
+    stdout = kernel.ok(UFUNCS).stdout
+    assert "jit: compiled clipped_sum" in stdout or "jit: clipped_sum from the cache" in stdout
     kernel.ok(PLAIN)
     kernel.ok(
         "let m = Array2::from_shape_fn((37, 5), |(i, j)| (i as f64 * 0.3) - j as f64);\n"
@@ -73,16 +71,13 @@ def test_cpu_and_parallel_targets_match_a_plain_loop_with_broadcasting(kernel):
 
 def test_shapes_that_do_not_broadcast_and_bad_signatures(kernel):
     kernel.ok(UFUNCS + "\nlet kept_v = 3;")
-    reply, _ = kernel.run("clipped_sum(&array![1.0, 2.0], &array![1.0, 2.0, 3.0])")
-    assert reply["content"]["status"] == "error" and "could not broadcast" in reply["content"]["evalue"]
-    for code, message in [
-        ("#[vectorize]\nfn bad(x: Vec<f64>) -> f64 { 0.0 }", "takes and returns scalars"),
-        ('#[vectorize(target = "gpu")]\nfn bad(x: f64) -> f64 { x }', 'unknown target "gpu"'),
-        ('#[vectorize(target = "cuda")]\nfn bad(x: f64) -> f64 {\n    let v = vec![x];\n    v[0]\n}', "a macro"),
+    kernel.error("clipped_sum(&array![1.0, 2.0], &array![1.0, 2.0, 3.0])", "panic", "could not broadcast")
+    for code, ename, message in [
+        ("#[vectorize]\nfn bad(x: Vec<f64>) -> f64 { 0.0 }", "JitError", "takes and returns scalars"),
+        ('#[vectorize(target = "gpu")]\nfn bad(x: f64) -> f64 { x }', "JitError", 'unknown target "gpu"'),
+        ('#[vectorize(target = "cuda")]\nfn bad(x: f64) -> f64 {\n    let v = vec![x];\n    v[0]\n}', "JitError", "a macro"),
     ]:
-        reply, _ = kernel.run(code)
-        assert reply["content"]["status"] == "error", code
-        assert message in reply["content"]["evalue"], (code, reply["content"]["evalue"])
+        kernel.error(code, ename, message)
     assert kernel.result("kept_v") == "3"
 
 
@@ -95,14 +90,11 @@ fn add_ufunc(x: i64, y: i64) -> i64 {
 def test_cuda_without_a_gpu_is_a_clear_error_and_keeps_variables(kernel):
     if gpu_reason() is None:
         pytest.skip("this machine has a GPU: test_cuda_on_the_gpu covers it")
-    msgs = kernel.ok(ADD_UFUNC + "\nlet kept_a = Array1::from_iter(0..10i64);")
-    text = stream_text(msgs)
+    text = kernel.ok(ADD_UFUNC + "\nlet kept_a = Array1::from_iter(0..10i64);").stdout
     # NVRTC (from the test environment) still compiles the kernel, to PTX.
     assert "cuda: NVRTC compiled add_ufunc for PTX (no GPU here)" in text or "cuda: add_ufunc for PTX (no GPU here) from the cache" in text, text
     for call in ["add_ufunc(&kept_a, &kept_a)", "to_device(&kept_a)"]:
-        reply, _ = kernel.run(call)
-        content = reply["content"]
-        assert content["status"] == "error" and content["ename"] == "CudaError", content
+        content = kernel.error(call, "CudaError")
         # The reason depends on the machine (no driver, or a driver but no usable GPU).
         assert content["evalue"].startswith("CUDA is not available: "), content
         assert 'use target = "cpu" or "parallel"' in content["evalue"], content
@@ -122,5 +114,4 @@ def test_cuda_on_the_gpu(kernel):
     kernel.ok("let (da, db) = (to_device(&a), to_device(&b));\nlet dc = add_ufunc(&da, &db);")
     assert kernel.result("dc.to_host() == &a * 3") == "true"
     assert kernel.result("add_ufunc(&dc, 1i64).to_host()[10]") == "31"
-    msgs = kernel.ok("%timeit add_ufunc(&da, &db)")
-    assert "per loop" in stream_text(msgs)
+    assert "per loop" in kernel.ok("%timeit add_ufunc(&da, &db)").stdout
