@@ -5,7 +5,7 @@
 //! every cell and every jit library has its own copy of this crate, while a CUDA context,
 //! its memory and its loaded modules must be one per process. The kernel binary (which is
 //! also the process that runs the cells) drives the GPU through cudarc and exports a few C
-//! functions (`rjk_cuda_*`, kernel/src/cuda.rs); this crate finds them with `dlsym`. Only
+//! functions (`rjk_cuda_*`, kernel/src/cuda/driver.rs); this crate finds them with `dlsym`. Only
 //! integers, pointers and bytes cross that boundary. Outside the kernel every call is a
 //! "CUDA is not available" error.
 //!
@@ -31,7 +31,7 @@ use crate::ufunc::Arg;
 /// What to do without a GPU, said once at the end of every "not available" message.
 pub const USE_CPU: &str = "use target = \"cpu\" or \"parallel\"";
 
-// The kernel's functions (kernel/src/cuda.rs). Each returns 0 on success; on failure the
+// The kernel's functions (kernel/src/cuda/driver.rs). Each returns 0 on success; on failure the
 // message is kept for `rjk_cuda_error` on the same thread.
 type DeviceFn = unsafe extern "C" fn(name: *mut u8, capacity: usize) -> usize;
 type AllocFn = unsafe extern "C" fn(bytes: usize, ptr: *mut u64) -> i32;

@@ -47,7 +47,7 @@ impl<B: Backend, C: Compile> JitBackend<B, C> {
         &self.compiler
     }
 
-    /// Compiles the cell's jit functions; `Ok(false)` when nothing else of the cell is left.
+    /// Compiles the cell's jit functions (callees first) and queues their wrappers as glue.
     fn compile_functions(&mut self, cell: &str, split: &SplitCell, sink: OutputSink<'_>) -> Result<(), CellError> {
         if !self.compiler.runtime_built() {
             sink(LiveOutput::Stdout("jit: building the runtime in release mode (once, about a minute)\n".to_string()));
