@@ -173,13 +173,16 @@ class Kernel:
     that collect what they produced. A context manager: leaving it shuts the kernel down.
     `timeout`: the default wait, in seconds, for a reply and for IOPub up to idle."""
 
-    def __init__(self, name: str = KERNEL_NAME, timeout: float = 120.0, startup_timeout: float = STARTUP_TIMEOUT) -> None:
+    def __init__(
+        self, name: str = KERNEL_NAME, timeout: float = 120.0, startup_timeout: float = STARTUP_TIMEOUT, env: dict | None = None
+    ) -> None:
+        """`env`: the kernel's whole environment (default: this process's)."""
         from jupyter_client.manager import KernelManager
 
         self.name, self.timeout, self.startup_timeout = name, timeout, startup_timeout
         self._down = False
         self.km = KernelManager(kernel_name=name)
-        self.km.start_kernel()
+        self.km.start_kernel(**({"env": env} if env is not None else {}))
         self.kc = self.km.client()
         self.kc.start_channels()
         try:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import time
@@ -192,6 +193,19 @@ def test_interrupt_stops_a_running_cell_and_says_what_was_lost(fresh_kernel):
     k.kc.control_channel.send(request)
     assert k.reply_to(request["header"]["msg_id"], channel="control")["content"]["status"] == "ok"
     assert k.result("still_here() + 1") == "12"
+
+
+def test_without_a_toolchain_the_kernel_starts_and_says_why(tmp_path):
+    # A learner whose environment reaches no Rust (no rustup of their own, nothing on PATH).
+    env = dict(os.environ, PATH="/usr/bin:/bin", RUSTUP_HOME=str(tmp_path / "no-rustup"), CARGO_HOME=str(tmp_path / "no-cargo"))
+    env["RUST_JIT_KERNEL_CACHE"] = str(tmp_path / "cache")
+    with Kernel(env=env) as k:
+        k.kc.kernel_info()
+        info = k.kc.get_shell_msg(timeout=30)["content"]
+        assert info["status"] == "ok" and info["language_info"]["name"] == "rust", info
+        content = k.error("1 + 1", "ToolchainNotFound", "no Rust toolchain found for this kernel", "RUSTUP_HOME and CARGO_HOME")
+        assert "\n" not in content["evalue"], content["evalue"]
+        k.error("let x = 2;", "ToolchainNotFound")  # and it goes on serving
 
 
 def test_restart_and_shutdown(fresh_kernel):

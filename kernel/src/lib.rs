@@ -19,4 +19,5 @@ pub mod setup;
 #[cfg(test)]
 mod testing;
 pub mod transport;
+pub mod unavailable;
 pub mod wire;

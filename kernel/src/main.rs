@@ -8,6 +8,7 @@ use rust_jit_kernel::cache::cache_dir;
 use rust_jit_kernel::setup::{self, Toolchain};
 use rust_jit_kernel::install::{self, Location};
 use rust_jit_kernel::backend::{Interrupter, LateInterrupter};
+use rust_jit_kernel::unavailable::Unavailable;
 use rust_jit_kernel::{host_stderr, transport};
 use std::sync::Arc;
 
@@ -123,11 +124,18 @@ fn run_kernel(connection_file: &PathBuf) -> anyhow::Result<()> {
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "kernel starting");
     // Our own panics go to the log (fd 2 is the capture pipe now).
     std::panic::set_hook(Box::new(|info| tracing::error!("kernel panic: {info}")));
-    let toolchain = Toolchain::discover()?;
+    // Without a toolchain the kernel still starts, and says why on every cell.
     let cache = cache_dir();
-    let workspace = setup::prepare_environment(&cache, &toolchain)?;
+    let session = Toolchain::discover()
+        .and_then(|toolchain| Ok((setup::prepare_environment(&cache, &toolchain)?, toolchain)))
+        .map_err(|error| {
+            let reason = format!("{error:#}");
+            tracing::error!(%reason, "the kernel cannot run Rust");
+            reason
+        });
+    let version = session.as_ref().map_or("unknown".to_string(), |(_, toolchain)| toolchain.version.clone());
 
-    let info_reply = kernel_info(&toolchain.version);
+    let info_reply = kernel_info(&version);
     let (outbox, outgoing) = transport::outbox();
     let (shell_tx, shell_rx) = std::sync::mpsc::channel();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
@@ -138,17 +146,20 @@ fn run_kernel(connection_file: &PathBuf) -> anyhow::Result<()> {
     let engine_interrupter = interrupter.clone();
     let engine_outbox = outbox.clone();
     std::thread::Builder::new().name("engine".into()).spawn(move || {
-        let flow = setup::start_session(Some(host), &cache, &workspace, &toolchain).map(|(backend, session_interrupter)| {
-            engine_interrupter.set(session_interrupter);
-            Shell::new(backend, engine_outbox).run(shell_rx)
-        });
+        let flow = match session {
+            Ok((workspace, toolchain)) => setup::start_session(Some(host), &cache, &workspace, &toolchain).map(|(backend, session_interrupter)| {
+                engine_interrupter.set(session_interrupter);
+                Shell::new(backend, engine_outbox).run(shell_rx)
+            }),
+            Err(reason) => Ok(Shell::new(Unavailable { reason }, engine_outbox).run(shell_rx)),
+        };
         let _ = done_tx.send(flow);
     })?;
 
     let control = Control::new(outbox, interrupter.clone(), info_reply);
-    let session = uuid_like();
+    let session_id = uuid_like();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let flow = runtime.block_on(transport::serve(&info, &session, outgoing, shell_tx, control, done_rx));
+    let flow = runtime.block_on(transport::serve(&info, &session_id, outgoing, shell_tx, control, done_rx));
     interrupter.terminate();
     let flow = flow?;
     tracing::info!(?flow, "kernel shutting down");

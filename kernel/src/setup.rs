@@ -22,12 +22,24 @@ pub struct Toolchain {
 
 impl Toolchain {
     /// Asks `rustc` (through rustup, so toolchain overrides apply) for its sysroot, then the
-    /// toolchain's own rustc for the rest.
+    /// toolchain's own rustc for the rest. The error is one line that says what to do.
     pub fn discover() -> anyhow::Result<Toolchain> {
+        Self::find().map_err(|cause| {
+            anyhow::anyhow!(
+                "no Rust toolchain found for this kernel ({cause:#}). Install Rust with rustup (https://rustup.rs), or, for an \
+                 install shared by many users, put the toolchain's bin on PATH and set RUSTUP_HOME and CARGO_HOME in the \
+                 kernelspec's env"
+            )
+        })
+    }
+
+    fn find() -> anyhow::Result<Toolchain> {
         let run = |program: &Path, args: &[&str]| -> anyhow::Result<String> {
             let output = std::process::Command::new(program).args(args).output()
-                .map_err(|e| anyhow::anyhow!("cannot run {}: {e} (is Rust installed?)", program.display()))?;
-            anyhow::ensure!(output.status.success(), "{} {:?} failed: {}", program.display(), args, String::from_utf8_lossy(&output.stderr).trim());
+                .map_err(|e| anyhow::anyhow!("cannot run {}: {e}", program.display()))?;
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let stderr: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            anyhow::ensure!(output.status.success(), "`{} {}` failed: {}", program.display(), args.join(" "), stderr.join("; "));
             Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
         };
         let sysroot = PathBuf::from(run(Path::new("rustc"), &["--print", "sysroot"])?);
