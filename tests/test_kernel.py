@@ -208,6 +208,24 @@ def test_without_a_toolchain_the_kernel_starts_and_says_why(tmp_path):
         k.error("let x = 2;", "ToolchainNotFound")  # and it goes on serving
 
 
+def test_the_cache_is_private_and_another_users_is_refused(tmp_path):
+    # A cache others could write to would let them plant code that this learner's kernel runs.
+    open_cache = tmp_path / "open"
+    open_cache.mkdir(mode=0o777)
+    open_cache.chmod(0o777)
+    with Kernel(env=dict(os.environ, RUST_JIT_KERNEL_CACHE=str(open_cache))):
+        assert open_cache.stat().st_mode & 0o777 == 0o700
+        assert (open_cache / "sessions").stat().st_mode & 0o077 == 0
+    if os.getuid() != 0:
+        return  # giving a directory to another user needs root
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, 65534, 65534)
+    with Kernel(env=dict(os.environ, RUST_JIT_KERNEL_CACHE=str(theirs))) as k:
+        k.error("1 + 1", "SetupError", "belongs to another user (uid 65534)", "RUST_JIT_KERNEL_CACHE")
+    assert list(theirs.iterdir()) == [], "nothing was written there"
+
+
 def test_restart_and_shutdown(fresh_kernel):
     k = fresh_kernel
     k.ok("let before_restart = 1;")

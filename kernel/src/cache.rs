@@ -21,6 +21,35 @@ pub fn cache_dir() -> PathBuf {
     base.join("rust-jit-kernel")
 }
 
+/// Makes `dir` (the learner's own cache) if needed and keeps it private: mode 0700, owned by
+/// this user. The kernel loads libraries and runs build outputs from its cache, so a cache that
+/// another user can write to would let them plant code that runs as this one: such a directory is
+/// refused, with what to do.
+pub fn ensure_private(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    private_dirs(dir)?;
+    let meta = std::fs::metadata(dir)?;
+    // SAFETY: getuid has no preconditions.
+    let me = unsafe { libc::getuid() };
+    if meta.uid() != me {
+        return Err(std::io::Error::other(format!(
+            "the cache directory {} belongs to another user (uid {}); set RUST_JIT_KERNEL_CACHE to a directory of your own",
+            dir.display(),
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// `mkdir -p -m 0700`: every directory made on the way is this user's alone.
+pub fn private_dirs(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
 /// A 64-bit content key of `value`, as cache entries are named (`{:016x}`).
 pub fn key(value: &impl Hash) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -103,6 +132,19 @@ mod tests {
         assert_eq!(std::fs::read_to_string(path.join("f")).unwrap(), "first");
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_cache_is_made_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = scratch("private").join("cache");
+        ensure_private(&dir).unwrap();
+        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        // An existing cache that others can read or write is closed again.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        ensure_private(&dir).unwrap();
+        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        let _ = std::fs::remove_dir_all(dir.parent().unwrap());
     }
 
     #[test]

@@ -126,13 +126,12 @@ fn run_kernel(connection_file: &PathBuf) -> anyhow::Result<()> {
     std::panic::set_hook(Box::new(|info| tracing::error!("kernel panic: {info}")));
     // Without a toolchain the kernel still starts, and says why on every cell.
     let cache = cache_dir();
-    let session = Toolchain::discover()
-        .and_then(|toolchain| Ok((setup::prepare_environment(&cache, &toolchain)?, toolchain)))
-        .map_err(|error| {
-            let reason = format!("{error:#}");
-            tracing::error!(%reason, "the kernel cannot run Rust");
-            reason
-        });
+    let session = match Toolchain::discover() {
+        Err(error) => Err(Unavailable::new("ToolchainNotFound", format!("{error:#}"))),
+        Ok(toolchain) => setup::prepare_environment(&cache, &toolchain).map(|workspace| (workspace, toolchain)).map_err(|error| {
+            Unavailable::new("SetupError", format!("the kernel could not prepare its cache in {}: {error}", cache.display()))
+        }),
+    };
     let version = session.as_ref().map_or("unknown".to_string(), |(_, toolchain)| toolchain.version.clone());
 
     let info_reply = kernel_info(&version);
@@ -151,7 +150,7 @@ fn run_kernel(connection_file: &PathBuf) -> anyhow::Result<()> {
                 engine_interrupter.set(session_interrupter);
                 Shell::new(backend, engine_outbox).run(shell_rx)
             }),
-            Err(reason) => Ok(Shell::new(Unavailable { reason }, engine_outbox).run(shell_rx)),
+            Err(unavailable) => Ok(Shell::new(unavailable, engine_outbox).run(shell_rx)),
         };
         let _ = done_tx.send(flow);
     })?;

@@ -127,12 +127,14 @@ pub struct Workspace {
 
 /// Prepares the process environment for evcxr. Call before any thread starts.
 ///
+/// - keeps the cache private (mode 0700, this user's: [`cache::ensure_private`]);
 /// - reserves a workspace; `EVCXR_CONFIG_DIR` holds an `evcxr.toml` that sets opt-level 0 for
 ///   plain cells and the build directory;
 /// - puts the toolchain's `bin` first on `PATH` (no rustup proxy in front of every cargo and
 ///   rustc call) and its libstd on `LD_LIBRARY_PATH`;
 /// - points rust-analyzer at trimmed std sources (`RUST_SRC_PATH`).
 pub fn prepare_environment(cache: &Path, toolchain: &Toolchain) -> std::io::Result<Workspace> {
+    cache::ensure_private(cache)?;
     let workspace = reserve_workspace(cache)?;
     prepend_path("PATH", vec![toolchain.bin()]);
     prepend_path(
@@ -165,7 +167,7 @@ fn reserve_workspace(cache: &Path) -> std::io::Result<Workspace> {
     let sessions = cache.join("sessions");
     // Cargo reads this file above every slot's build directory; a `.cargo/config.toml` in one
     // slot (nearer, so it wins) may change it for that slot.
-    std::fs::create_dir_all(sessions.join(".cargo"))?;
+    cache::private_dirs(&sessions.join(".cargo"))?;
     std::fs::write(sessions.join(".cargo/config.toml"), DEPENDENCY_PROFILE)?;
     for slot in 0.. {
         let lock = File::create(sessions.join(format!("{slot}.lock")))?;
@@ -175,7 +177,7 @@ fn reserve_workspace(cache: &Path) -> std::io::Result<Workspace> {
         }
         let dir = sessions.join(slot.to_string());
         let build = dir.join("build");
-        std::fs::create_dir_all(&build)?;
+        cache::private_dirs(&build)?;
         crate::evcxr_backend::configure(&dir.join("config"), &build)?;
         seed_build(cache, &build);
         std::env::set_var(INTERRUPT_FILE_VAR, dir.join("interrupt"));

@@ -5,13 +5,21 @@
 use crate::backend::{Backend, CellError, Completions, Front, MimeBundle, OutputSink, RunError};
 
 pub struct Unavailable {
+    /// The error's name (`ToolchainNotFound`, `SetupError`).
+    ename: &'static str,
     /// Why, in one line, with what to do.
-    pub reason: String,
+    reason: String,
 }
 
 impl Unavailable {
+    /// Logged once here; every cell then fails with it.
+    pub fn new(ename: &'static str, reason: String) -> Self {
+        tracing::error!(ename, %reason, "the kernel cannot run Rust");
+        Unavailable { ename, reason }
+    }
+
     fn error(&self) -> CellError {
-        crate::diagnostics::error("ToolchainNotFound", self.reason.clone())
+        crate::diagnostics::error(self.ename, self.reason.clone())
     }
 }
 
@@ -44,7 +52,7 @@ mod tests {
 
     #[test]
     fn every_cell_says_why() {
-        let mut backend = Unavailable { reason: "no Rust toolchain found".into() };
+        let mut backend = Unavailable::new("ToolchainNotFound", "no Rust toolchain found".into());
         let error = backend.execute("1 + 1", &crate::backend::discard).unwrap_err();
         assert_eq!((error.ename.as_str(), error.evalue.as_str()), ("ToolchainNotFound", "no Rust toolchain found"));
         assert!(backend.variables().is_empty());
