@@ -52,7 +52,10 @@ def install(label: str, fresh_cache: bool = False) -> Installed:
         cache = Path(tempfile.mkdtemp(prefix=f"rjk-{label}-cache-"))
         os.environ["RUST_JIT_KERNEL_CACHE"] = str(cache)
     prefix = Path(tempfile.mkdtemp(prefix=f"rjk-{label}-"))
-    done = subprocess.run([str(BINARY), "install", "--prefix", str(prefix)], capture_output=True, text=True)
+    # A user install (own cache) whose kernelspec goes into the fresh prefix: `--prefix` would make
+    # a shared install for every user of the machine.
+    env = {**os.environ, "JUPYTER_DATA_DIR": str(prefix / "share/jupyter")}
+    done = subprocess.run([str(BINARY), "install", "--user"], capture_output=True, text=True, env=env)
     if done.returncode != 0 or "Built the session crate" not in done.stdout:
         raise RuntimeError(f"`{BINARY} install` failed (exit {done.returncode}):\n{done.stdout}\n{done.stderr}")
     earlier = [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p]

@@ -254,10 +254,17 @@ def test_cli_errors_and_install(tmp_path):
     assert "Installed kernelspec rust-jit" in out and "Built" not in out
     spec = json.loads((tmp_path / "share/jupyter/kernels/rust-jit/kernel.json").read_text())
     assert spec["display_name"] == "Rust (JIT)" and spec["interrupt_mode"] == "message"
-    assert spec["argv"] == [str(BINARY.resolve()), "--connection-file", "{connection_file}"]
+    # An install for every user: the binary beside the kernelspec, where all can run it; no shared
+    # cache without the build.
+    shared = tmp_path / "share/rust-jit-kernel"
+    assert spec["argv"] == [str(shared / "bin/rust-jit-kernel"), "--connection-file", "{connection_file}"]
+    assert (shared / "bin/rust-jit-kernel").stat().st_size == BINARY.stat().st_size
+    assert "RUST_JIT_KERNEL_SHARED" not in spec["env"] and spec["env"]["PATH"].endswith(":${PATH}"), spec
     assert (tmp_path / "share/jupyter/kernels/rust-jit/logo-64x64.png").exists()
+    bad = subprocess.run([str(BINARY), "install", "--no-warm-up", "--prepare", "x.ipynb"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--prepare needs the build" in bad.stderr
     subprocess.run([str(BINARY), "uninstall", "--prefix", str(tmp_path)], check=True, capture_output=True)
-    assert not (tmp_path / "share/jupyter/kernels/rust-jit").exists()
+    assert not (tmp_path / "share/jupyter/kernels/rust-jit").exists() and not shared.exists()
 
 
 def test_interrupt_during_a_compile_keeps_everything(fresh_kernel, tmp_path):

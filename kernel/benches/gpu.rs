@@ -107,7 +107,7 @@ fn main() {
 fn built(cell: &str) -> (Image, String) {
     let split = jit_codegen::split(cell).expect("a cell with a cuda ufunc");
     let source = split.functions[0].vectorize.as_ref().and_then(|u| u.cuda.clone()).expect("cuda");
-    let built = rust_jit_kernel::cuda::nvrtc::build(&source, cell, &std::env::temp_dir().join("rjk-gpu-bench")).unwrap_or_else(|e| panic!("{}", e.evalue));
+    let built = rust_jit_kernel::cuda::nvrtc::build(&source, cell, &rust_jit_kernel::cache::Caches::own_only(&std::env::temp_dir().join("rjk-gpu-bench"))).unwrap_or_else(|e| panic!("{}", e.evalue));
     let rust_jit_kernel::cuda::nvrtc::Image::Ready { path, target, .. } = built else { panic!("no NVRTC: {built:?}") };
     (Image::Ready(Box::leak(std::fs::read(path).expect("the image").into_boxed_slice())), target)
 }

@@ -50,6 +50,52 @@ pub fn private_dirs(dir: &Path) -> std::io::Result<()> {
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
+/// Where cache entries are found: the learner's own cache, which the kernel writes, and the
+/// shared cache an admin installed ([`crate::shared`]), which it only reads.
+#[derive(Debug, Clone)]
+pub struct Caches {
+    pub own: PathBuf,
+    pub shared: Option<PathBuf>,
+}
+
+impl Caches {
+    pub fn own_only(own: &Path) -> Self {
+        Caches { own: own.to_path_buf(), shared: None }
+    }
+
+    /// The entry `name` (a path inside a cache): the shared cache's when it has one that is
+    /// complete (`marker`, a path inside the entry, exists), else the own cache's, where it is
+    /// made if it is not there yet.
+    pub fn find(&self, name: impl AsRef<Path>, marker: impl AsRef<Path>) -> PathBuf {
+        let name = name.as_ref();
+        match &self.shared {
+            Some(shared) if shared.join(name).join(marker).exists() => shared.join(name),
+            _ => self.own.join(name),
+        }
+    }
+
+    /// A file `name`, shared first (see [`Caches::find`]).
+    pub fn find_file(&self, name: impl AsRef<Path>) -> PathBuf {
+        let name = name.as_ref();
+        match &self.shared {
+            Some(shared) if shared.join(name).exists() => shared.join(name),
+            _ => self.own.join(name),
+        }
+    }
+}
+
+/// This CPU (model and feature flags), for cache keys: code built with `-Ctarget-cpu=native`
+/// may not run on another CPU sharing the cache (a home directory on a cluster, a shared cache).
+pub fn cpu_id() -> String {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let field = |name: &str| info.lines().find(|l| l.starts_with(name)).unwrap_or_default().to_string();
+        format!("{:08x}", key(&(field("model name"), field("flags"))) as u32)
+    })
+    .clone()
+}
+
 /// A 64-bit content key of `value`, as cache entries are named (`{:016x}`).
 pub fn key(value: &impl Hash) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -145,6 +191,21 @@ mod tests {
         ensure_private(&dir).unwrap();
         assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
         let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+    }
+
+    #[test]
+    fn entries_are_found_in_the_shared_cache_first() {
+        let dir = scratch("layers");
+        let caches = Caches { own: dir.join("own"), shared: Some(dir.join("shared")) };
+        assert_eq!(caches.find("runtime/1", "Cargo.toml"), dir.join("own/runtime/1"));
+        std::fs::create_dir_all(dir.join("shared/runtime/1")).unwrap();
+        // Not complete: still the own one.
+        assert_eq!(caches.find("runtime/1", "Cargo.toml"), dir.join("own/runtime/1"));
+        std::fs::write(dir.join("shared/runtime/1/Cargo.toml"), "").unwrap();
+        assert_eq!(caches.find("runtime/1", "Cargo.toml"), dir.join("shared/runtime/1"));
+        assert_eq!(caches.find_file("runtime/1/Cargo.toml"), dir.join("shared/runtime/1/Cargo.toml"));
+        assert_eq!(Caches::own_only(&dir).find_file("x"), dir.join("x"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

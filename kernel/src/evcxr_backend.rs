@@ -61,21 +61,21 @@ pub struct EvcxrBackend {
     stderr: Receiver<String>,
     host: Option<HostStderr>,
     state: Arc<RunState>,
-    /// Where compiled jit libraries are (cells link and load them from there).
-    link_dir: std::path::PathBuf,
 }
 
 impl EvcxrBackend {
-    /// Starts evcxr (and its child process) in the workspace `slot` (see
-    /// [`crate::setup::prepare_environment`]); cells link native libraries from `link_dir`.
-    pub fn start(host: Option<HostStderr>, slot: &Path, link_dir: &Path) -> anyhow::Result<(Self, Arc<dyn Interrupter>)> {
+    /// Starts evcxr (and its child process) with the session crate in `build`, as configured
+    /// by [`configure`] (see [`crate::setup::prepare_environment`], which also puts `lib_dirs`
+    /// on the user process's `LD_LIBRARY_PATH`); cells link jit libraries from `lib_dirs`.
+    pub fn start(host: Option<HostStderr>, build: &Path, lib_dirs: &[std::path::PathBuf]) -> anyhow::Result<(Self, Arc<dyn Interrupter>)> {
         let started = std::time::Instant::now();
+        link_jit_libraries(build, lib_dirs)?;
         let (mut ctx, outputs) = CommandContext::new().map_err(|e| anyhow::anyhow!("evcxr failed to start: {e}"))?;
         // Cells find compiled jit functions here. Set before the first build: cargo rebuilds
         // every dependency when RUSTFLAGS change.
-        ctx.execute(&format!(":build_env RUSTFLAGS={}", cell_rustflags(link_dir, "")))
+        ctx.execute(&format!(":build_env RUSTFLAGS={}", cell_rustflags("")))
             .map_err(|e| anyhow::anyhow!("evcxr refused the build flags: {e}"))?;
-        tracing::info!(ms = started.elapsed().as_millis() as u64, slot = %slot.display(), "evcxr started");
+        tracing::info!(ms = started.elapsed().as_millis() as u64, build = %build.display(), "evcxr started");
         let state = RunState::new(ctx.process_handle());
         let interrupter = state.interrupter();
         let backend = EvcxrBackend {
@@ -86,7 +86,6 @@ impl EvcxrBackend {
             stderr: outputs.stderr,
             host,
             state,
-            link_dir: link_dir.to_path_buf(),
         };
         Ok((backend, interrupter))
     }
@@ -300,7 +299,7 @@ impl Backend for EvcxrBackend {
         if name == "RUSTFLAGS" {
             // evcxr sets RUSTFLAGS for cargo itself (cells need -Cprefer-dynamic); its build
             // environment comes after, so the learner's flags go there, with evcxr's kept.
-            self.execute(&format!(":build_env RUSTFLAGS={}", cell_rustflags(&self.link_dir, value)), &discard)?;
+            self.execute(&format!(":build_env RUSTFLAGS={}", cell_rustflags(value)), &discard)?;
         }
         // The running user process: the next cell sees it, nothing restarts.
         let code = format!("unsafe {{ ::std::env::set_var({name:?}, {value:?}); }}");
@@ -317,11 +316,31 @@ impl Backend for EvcxrBackend {
     }
 }
 
+/// The names, in the session crate's directory, of the links to the directories of jit
+/// libraries (the own cache's, the shared cache's).
+const LINK_DIRS: [&str; 2] = ["jit-lib-0", "jit-lib-1"];
+
 /// RUSTFLAGS of cell builds: what evcxr needs (`-Cprefer-dynamic`), where the jit functions'
-/// libraries are (to link, and to load), and the learner's own flags.
-fn cell_rustflags(jit_lib: &Path, learner: &str) -> String {
-    let lib = jit_lib.display();
-    format!("-Cprefer-dynamic -L native={lib} -Clink-arg=-Wl,-rpath,{lib} {learner}").trim_end().to_string()
+/// libraries are to link (the user process loads them through `LD_LIBRARY_PATH`), and the
+/// learner's own flags. The same for every session and learner: cargo rebuilds every
+/// dependency when RUSTFLAGS change, so the session crate's dependencies built in a shared
+/// cache are fresh in a learner's slot only with the same flags; hence relative paths (rustc
+/// runs in the session crate's directory), to links there ([`link_jit_libraries`]).
+fn cell_rustflags(learner: &str) -> String {
+    let search: Vec<String> = LINK_DIRS.iter().map(|dir| format!("-L native={dir}")).collect();
+    format!("-Cprefer-dynamic {} {learner}", search.join(" ")).trim_end().to_string()
+}
+
+/// Links the directories of jit libraries into the session crate's directory `build` (see
+/// [`cell_rustflags`]); at most two.
+fn link_jit_libraries(build: &Path, dirs: &[std::path::PathBuf]) -> std::io::Result<()> {
+    assert!(dirs.len() <= LINK_DIRS.len(), "at most {} jit library directories", LINK_DIRS.len());
+    for (name, dir) in LINK_DIRS.iter().zip(dirs) {
+        let link = build.join(name);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(dir, &link)?;
+    }
+    Ok(())
 }
 
 /// evcxr's error as a [`Diagnostic`], with lines counted from the learner's first line

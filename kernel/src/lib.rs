@@ -15,9 +15,12 @@ pub mod interrupt;
 pub mod jit;
 pub mod output;
 pub mod pool;
+pub mod prepare;
 pub mod setup;
+pub mod shared;
 #[cfg(test)]
 mod testing;
 pub mod transport;
 pub mod unavailable;
 pub mod wire;
+pub mod workspace;

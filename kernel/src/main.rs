@@ -5,7 +5,9 @@ use clap::{Args, Parser, Subcommand};
 use jupyter_protocol::ConnectionInfo;
 use rust_jit_kernel::dispatch::{kernel_info, Control, Flow, Shell};
 use rust_jit_kernel::cache::cache_dir;
+use rust_jit_kernel::cache::Caches;
 use rust_jit_kernel::setup::{self, Toolchain};
+use rust_jit_kernel::{prepare, shared};
 use rust_jit_kernel::install::{self, Location};
 use rust_jit_kernel::backend::{Interrupter, LateInterrupter};
 use rust_jit_kernel::unavailable::Unavailable;
@@ -25,14 +27,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Install the `rust-jit` kernelspec ("Rust (JIT)") pointing at this binary, and build the
-    /// session crate once so the first kernel starts fast.
+    /// Install the `rust-jit` kernelspec ("Rust (JIT)"), and build the session crate once so the
+    /// first kernel starts fast. With --sys-prefix or --prefix, an install for every user of the
+    /// machine: the binary and a read-only shared cache go to PREFIX/share/rust-jit-kernel, and
+    /// learners' kernels build only what is not there, in their own caches.
     Install {
         #[command(flatten)]
         place: Where,
         /// Only write the kernelspec; skip building the session crate.
         #[arg(long)]
         no_warm_up: bool,
+        /// Run these notebooks once, so that their `:dep` lines and `#[jit]` / `#[vectorize]`
+        /// functions come from the cache when learners run them.
+        #[arg(long, value_name = "NOTEBOOK", num_args = 1..)]
+        prepare: Vec<PathBuf>,
     },
     /// Remove the `rust-jit` kernelspec.
     Uninstall(Where),
@@ -70,17 +78,13 @@ fn main() -> ExitCode {
 
     let cli = Cli::parse();
     let result = match (&cli.command, &cli.connection_file) {
-        (Some(Command::Install { place, no_warm_up }), _) => std::env::current_exe()
-            .map_err(Into::into)
-            .and_then(|exe| install::install(&place.location(), &exe))
-            .and_then(|dir| {
-                println!("Installed kernelspec rust-jit (Rust (JIT)) in {}", dir.display());
-                if !no_warm_up {
-                    let took = setup::warm_up(&cache_dir())?;
-                    println!("Built the session crate in {:.1} s (cache: {})", took.as_secs_f64(), cache_dir().display());
-                }
-                Ok(())
-            }),
+        (Some(Command::Install { place, no_warm_up, prepare }), _) => {
+            if *no_warm_up && !prepare.is_empty() {
+                eprintln!("rust-jit-kernel: --prepare needs the build that --no-warm-up skips; use one of them");
+                return ExitCode::from(2);
+            }
+            install_kernel(&place.location(), *no_warm_up, prepare)
+        }
         (Some(Command::Uninstall(w)), _) => {
             install::uninstall(&w.location()).map(|dir| println!("Removed {}", dir.display()))
         }
@@ -98,6 +102,50 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `install`: the kernelspec, and the cache build (see [`prepare::build`]); for a shared
+/// install, the binary and the shared cache beside the kernelspec.
+fn install_kernel(location: &Location, no_warm_up: bool, notebooks: &[PathBuf]) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let report = |built: &prepare::Built, cache: &std::path::Path| {
+        println!("Built the session crate in {:.1} s (cache: {})", built.took.as_secs_f64(), cache.display());
+        for run in &built.notebooks {
+            println!("Prepared {} ({} code cells, {} failed)", run.path.display(), run.cells, run.failed.len());
+            for (cell, error) in &run.failed {
+                println!("  code cell {cell}: {}", error.lines().next().unwrap_or_default());
+            }
+        }
+    };
+    let Some(shared) = location.shared_dir()? else {
+        let dir = install::install(location, &exe, Default::default())?;
+        println!("Installed kernelspec rust-jit (Rust (JIT)) in {}", dir.display());
+        if !no_warm_up {
+            report(&prepare::build(&cache_dir(), notebooks)?, &cache_dir());
+        }
+        return Ok(());
+    };
+    let toolchain = Toolchain::discover()?;
+    install::clear_shared(&shared)?;
+    // The prefix as anyone would make it (the cache itself starts private, then is sealed).
+    std::fs::create_dir_all(shared.parent().expect("<prefix>/share"))?;
+    let cache = if no_warm_up {
+        None
+    } else {
+        // Built where it will be read (its paths are part of what cargo checks), then sealed.
+        let built = prepare::build(&shared, notebooks)?;
+        report(&built, &shared);
+        let names = notebooks.iter().map(|p| p.file_name().unwrap_or(p.as_os_str()).to_string_lossy().into_owned()).collect();
+        Some(rust_jit_kernel::shared::Manifest::for_this(&built.toolchain, names))
+    };
+    let binary = install::copy_binary(&shared, &exe)?;
+    if let Some(manifest) = &cache {
+        rust_jit_kernel::shared::seal(&shared, manifest)?;
+    }
+    let env = install::shared_env(cache.as_ref().map(|_| shared.as_path()), &toolchain.bin());
+    let dir = install::install(location, &binary, env)?;
+    println!("Installed kernelspec rust-jit (Rust (JIT)) in {} for every user (binary and shared cache: {})", dir.display(), shared.display());
+    Ok(())
 }
 
 fn read_connection_file(path: &PathBuf) -> anyhow::Result<ConnectionInfo> {
@@ -128,11 +176,18 @@ fn run_kernel(connection_file: &PathBuf) -> anyhow::Result<()> {
     let cache = cache_dir();
     let session = match Toolchain::discover() {
         Err(error) => Err(Unavailable::new("ToolchainNotFound", format!("{error:#}"))),
-        Ok(toolchain) => setup::prepare_environment(&cache, &toolchain).map(|workspace| (workspace, toolchain)).map_err(|error| {
-            Unavailable::new("SetupError", format!("the kernel could not prepare its cache in {}: {error}", cache.display()))
-        }),
+        Ok(toolchain) => {
+            let opened = shared::open(&toolchain);
+            if let Some(notice) = &opened.notice {
+                tracing::warn!("{notice}");
+            }
+            let caches = Caches { own: cache.clone(), shared: opened.root };
+            setup::prepare_environment(&caches, &toolchain).map(|workspace| (workspace, toolchain, caches, opened.notice)).map_err(|error| {
+                Unavailable::new("SetupError", format!("the kernel could not prepare its cache in {}: {error}", cache.display()))
+            })
+        }
     };
-    let version = session.as_ref().map_or("unknown".to_string(), |(_, toolchain)| toolchain.version.clone());
+    let version = session.as_ref().map_or("unknown".to_string(), |(_, toolchain, ..)| toolchain.version.clone());
 
     let info_reply = kernel_info(&version);
     let (outbox, outgoing) = transport::outbox();
@@ -146,8 +201,11 @@ fn run_kernel(connection_file: &PathBuf) -> anyhow::Result<()> {
     let engine_outbox = outbox.clone();
     std::thread::Builder::new().name("engine".into()).spawn(move || {
         let flow = match session {
-            Ok((workspace, toolchain)) => setup::start_session(Some(host), &cache, &workspace, &toolchain).map(|(backend, session_interrupter)| {
+            Ok((workspace, toolchain, caches, notice)) => setup::start_session(Some(host), &caches, &workspace, &toolchain).map(|(mut backend, session_interrupter)| {
                 engine_interrupter.set(session_interrupter);
+                if let Some(notice) = notice {
+                    backend.notify_once(notice);
+                }
                 Shell::new(backend, engine_outbox).run(shell_rx)
             }),
             Err(unavailable) => Ok(Shell::new(unavailable, engine_outbox).run(shell_rx)),

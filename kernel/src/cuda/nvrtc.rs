@@ -14,7 +14,7 @@ use jit_codegen::cuda::CudaSource;
 
 use super::USE_CPU;
 use crate::backend::CellError;
-use crate::cache;
+use crate::cache::{self, Caches};
 use crate::diagnostics::{self, CellSpan, Diagnostic};
 
 /// A kernel image ready to embed in the function's crate, or why there is none.
@@ -118,7 +118,7 @@ fn nvrtc_version() -> (i32, i32) {
 
 /// Compiles `source` (the translation of a function of `cell`) for this machine's GPU, or finds
 /// it in `<cache>/jit/cuda`.
-pub fn build(source: &CudaSource, cell: &str, cache: &Path) -> Result<Image, CellError> {
+pub fn build(source: &CudaSource, cell: &str, caches: &Caches) -> Result<Image, CellError> {
     if !nvrtc_present() {
         return Ok(Image::Unavailable(NO_NVRTC.to_string()));
     }
@@ -131,8 +131,9 @@ pub fn build(source: &CudaSource, cell: &str, cache: &Path) -> Result<Image, Cel
         Some(compute) => (format!("PTX for {compute}"), "ptx"),
         None => ("PTX (no GPU here)".to_string(), "ptx"),
     };
-    let dir = cache.join("jit").join("cuda");
-    let path = dir.join(format!("{}_{:016x}.{extension}", source.kernel, cache::key(&(&source.text, &arch, nvrtc_version()))));
+    let name = format!("{}_{:016x}.{extension}", source.kernel, cache::key(&(&source.text, &arch, nvrtc_version())));
+    let path = caches.find_file(Path::new("jit/cuda").join(name));
+    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     if path.exists() {
         return Ok(Image::Ready { path, target, seconds: None });
     }
@@ -240,12 +241,12 @@ mod tests {
         let cache = std::env::temp_dir().join(format!("rjk-cuda-test-{}", std::process::id()));
         let cell = "let n = 1;\n#[vectorize(target = \"cuda\")]\nfn add_ufunc(x: i64, y: i64) -> i64 { x + y }";
         let source = translated(cell);
-        let first = build(&source, cell, &cache).unwrap();
+        let first = build(&source, cell, &Caches::own_only(&cache)).unwrap();
         let Image::Ready { path, seconds: Some(_), .. } = &first else { panic!("{first:?}") };
         let bytes = std::fs::read(path).unwrap();
         assert_eq!(bytes.last(), Some(&0), "NUL-terminated");
         assert!(first.report("add_ufunc").starts_with("cuda: NVRTC compiled add_ufunc for "));
-        let again = build(&source, cell, &cache).unwrap();
+        let again = build(&source, cell, &Caches::own_only(&cache)).unwrap();
         assert!(matches!(&again, Image::Ready { seconds: None, .. }), "{again:?}");
         assert!(again.report("add_ufunc").ends_with("from the cache"));
         let _ = std::fs::remove_dir_all(&cache);
@@ -263,7 +264,7 @@ mod tests {
             output: jit_codegen::cuda::Scalar::I64,
             text: "#line 3 \"cell\"\n__device__ long long f() { return undefined_name; }\n".to_string(),
         };
-        let error = build(&source, cell, &std::env::temp_dir()).unwrap_err();
+        let error = build(&source, cell, &Caches::own_only(&std::env::temp_dir())).unwrap_err();
         assert_eq!(error.ename, "CudaCompileError");
         assert!(error.evalue.starts_with("error: ") && error.evalue.contains("undefined_name"), "{}", error.evalue);
         assert!(error.evalue.ends_with("(cell line 3)"), "{}", error.evalue);

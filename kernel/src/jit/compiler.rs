@@ -19,7 +19,7 @@ use jit_codegen::cuda::DeviceImage;
 use jit_codegen::{CrateSource, JitFn};
 
 use crate::backend::CellError;
-use crate::cache;
+use crate::cache::{self, Caches};
 use crate::setup::Toolchain;
 
 /// rustc's flags for a jit crate (part of the cache key).
@@ -37,6 +37,9 @@ const FLAGS: [&str; 10] = [
     "-Cembed-bitcode=no",
     "-Cpanic=unwind",
 ];
+
+/// Where jit libraries are, inside a cache.
+pub const LIB_DIR: &str = "jit/lib";
 
 /// See [`FLAGS`].
 const RUNTIME_TARGET_TUNING: &str = "-Ctarget-feature=+prefer-256-bit";
@@ -84,15 +87,16 @@ pub trait Compile {
 
 /// rustc and the cache.
 pub struct JitCompiler {
-    cache: PathBuf,
+    caches: Caches,
     rustc: PathBuf,
+    /// [`Toolchain::id`] (part of the cache key).
+    toolchain: String,
     cargo: PathBuf,
     host: String,
-    /// Where compiled crates go (and where cells look for them).
-    lib_dir: PathBuf,
     /// The runtime's sources (see [`super::runtime::write_sources`]).
     runtime_src: PathBuf,
-    /// Cargo's target directory for the release build of the runtime.
+    /// Cargo's target directory for the release build of the runtime (the shared cache's when
+    /// it has the build, else the own cache's).
     runtime_target: PathBuf,
     /// `-Clink-arg=-fuse-ld=mold` when mold is installed (part of the cache key).
     linker: Option<String>,
@@ -101,28 +105,28 @@ pub struct JitCompiler {
 impl JitCompiler {
     /// `runtime_src` is where [`super::runtime::write_sources`] put the runtime; its release
     /// build is the toolchain's own.
-    pub fn new(cache: &Path, runtime_src: &Path, toolchain: &Toolchain) -> Self {
-        let lib_dir = cache.join("jit").join("lib");
+    pub fn new(caches: &Caches, runtime_src: &Path, toolchain: &Toolchain) -> Self {
+        let lib_dir = caches.own.join(LIB_DIR);
         // Cells search it from the start.
         let _ = std::fs::create_dir_all(&lib_dir);
         let bin = toolchain.bin();
         let tool = |name: &str| if bin.join(name).exists() { bin.join(name) } else { PathBuf::from(name) };
         let hash = runtime_src.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let host = &toolchain.host;
+        let runtime_target = caches.find(
+            format!("jit/runtime/{hash}-{}-{}", toolchain.id(), cache::cpu_id()),
+            format!("{host}/release/libjit.rlib"),
+        );
         JitCompiler {
-            cache: cache.to_path_buf(),
+            caches: caches.clone(),
             rustc: tool("rustc"),
+            toolchain: toolchain.id(),
             cargo: tool("cargo"),
             host: toolchain.host.clone(),
-            lib_dir,
             runtime_src: runtime_src.to_path_buf(),
-            runtime_target: cache.join("jit").join("runtime").join(format!("{hash}-{}-{}", toolchain.id(), cpu_id())),
+            runtime_target,
             linker: find_mold().map(|_| "-Clink-arg=-fuse-ld=mold".to_string()),
         }
-    }
-
-    /// The directory cells search for compiled functions.
-    pub fn lib_dir(&self) -> &Path {
-        &self.lib_dir
     }
 
     fn release_dir(&self) -> PathBuf {
@@ -165,11 +169,12 @@ impl JitCompiler {
         }
     }
 
-    /// The content key of a crate: its source, the runtime it links, rustc, the flags and the
-    /// linker.
+    /// The content key of a crate: its source, the runtime it links, the toolchain, the flags,
+    /// the linker and the CPU. Not where the toolchain is: a shared cache built with it serves
+    /// learners who reach the same toolchain by another path.
     fn key(&self, source: &str, runtime: &Path) -> u64 {
         let stamp = |path: &Path| std::fs::metadata(path).ok().map(|m| (m.len(), m.modified().ok()));
-        cache::key(&(source, FLAGS, &self.linker, cpu_id(), &self.rustc, stamp(&self.rustc), runtime, stamp(runtime)))
+        cache::key(&(source, FLAGS, &self.linker, cache::cpu_id(), &self.toolchain, runtime, stamp(runtime)))
     }
 
     /// Runs rustc into `library` (published into the cache when it succeeds); on failure
@@ -210,7 +215,7 @@ impl Compile for JitCompiler {
         let mut device = None;
         let image = match function.vectorize.as_ref().and_then(|u| u.cuda.as_ref()) {
             Some(cuda) => {
-                let image = crate::cuda::nvrtc::build(cuda, cell, &self.cache)?;
+                let image = crate::cuda::nvrtc::build(cuda, cell, &self.caches)?;
                 device = Some(image.report(&function.name));
                 Some(match image {
                     crate::cuda::nvrtc::Image::Ready { path, .. } => DeviceImage::Ready(path.display().to_string()),
@@ -224,7 +229,7 @@ impl Compile for JitCompiler {
         let ascii: String = function.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
         let krate = format!("jit_{ascii}_{:016x}", self.key(&source("KRATE").text, &runtime));
         let source = source(&krate);
-        let library = self.lib_dir.join(format!("lib{krate}.so"));
+        let library = self.caches.find_file(Path::new(LIB_DIR).join(format!("lib{krate}.so")));
         let wrapper = function.cell_wrapper(&krate);
         let mut compiled = Compiled { name: function.name.clone(), krate: krate.clone(), wrapper, seconds: None, device };
         if !library.exists() {
@@ -235,18 +240,6 @@ impl Compile for JitCompiler {
         }
         Ok(compiled)
     }
-}
-
-/// This CPU (model and feature flags), for cache keys: code built with `-Ctarget-cpu=native`
-/// may not run on another CPU sharing the cache (a home directory on a cluster).
-fn cpu_id() -> String {
-    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    ID.get_or_init(|| {
-        let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let field = |name: &str| info.lines().find(|l| l.starts_with(name)).unwrap_or_default().to_string();
-        format!("{:08x}", cache::key(&(field("model name"), field("flags"))) as u32)
-    })
-    .clone()
 }
 
 /// mold, when installed (evcxr links cells with it too).

@@ -36,11 +36,28 @@ pub struct JitBackend<B, C = JitCompiler> {
     /// Wrappers of jit functions compiled since the inner backend last compiled a cell: they go
     /// in front of the next one.
     glue: String,
+    /// A line the next cell shows first, on stderr (see [`JitBackend::notify_once`]).
+    notice: Option<String>,
 }
 
 impl<B: Backend, C: Compile> JitBackend<B, C> {
     pub fn new(inner: B, compiler: C, runtime: PathBuf) -> Self {
-        JitBackend { inner, compiler, runtime, runtime_joined: false, functions: BTreeMap::new(), uses: Vec::new(), glue: String::new() }
+        JitBackend {
+            inner,
+            compiler,
+            runtime,
+            runtime_joined: false,
+            functions: BTreeMap::new(),
+            uses: Vec::new(),
+            glue: String::new(),
+            notice: None,
+        }
+    }
+
+    /// Shows `text` once, on stderr, before the output of the next cell (what the session
+    /// setup has to tell the learner, e.g. that a shared cache could not be used).
+    pub fn notify_once(&mut self, text: String) {
+        self.notice = Some(text);
     }
 
     pub fn compiler(&self) -> &C {
@@ -108,6 +125,9 @@ impl<B: Backend, C: Compile> JitBackend<B, C> {
 
 impl<B: Backend, C: Compile> Backend for JitBackend<B, C> {
     fn execute_with(&mut self, front: &Front<'_>, code: &str, sink: OutputSink<'_>) -> Result<Option<MimeBundle>, RunError> {
+        if let Some(notice) = self.notice.take() {
+            sink(LiveOutput::Stderr(format!("{notice}\n")));
+        }
         let split = jit_codegen::split(code).map_err(|e| RunError::Cell(errors::codegen_error(&e, code)))?;
         if split.functions.is_empty() {
             return self.run(front, code, &split.uses, sink);

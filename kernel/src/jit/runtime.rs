@@ -1,9 +1,9 @@
 //! The runtime crate (`jit/runtime`, embedded in the binary): its sources written to the cache
 //! for cargo to build, and the names of its prelude, which decide when it joins a session.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::cache;
+use crate::cache::{self, Caches};
 
 /// The runtime's sources, written to the cache for evcxr's cargo to build as a path dependency.
 const RUNTIME_FILES: [(&str, &str); 7] = [
@@ -16,9 +16,11 @@ const RUNTIME_FILES: [(&str, &str); 7] = [
     ("src/ufunc.rs", include_str!("../../../jit/runtime/src/ufunc.rs")),
 ];
 
-/// Writes the runtime crate under `<cache>/runtime/<content hash>` (once) and returns its path.
-pub fn write_sources(cache_dir: &Path) -> std::io::Result<PathBuf> {
-    let dir = cache_dir.join("runtime").join(format!("{:016x}", cache::key(&RUNTIME_FILES)));
+/// Writes the runtime crate under `<cache>/runtime/<content hash>` (once) and returns its path;
+/// the shared cache's copy when it has one (then the session's dependencies built there are
+/// the learner's too: cargo names a path dependency by its path).
+pub fn write_sources(caches: &Caches) -> std::io::Result<PathBuf> {
+    let dir = caches.find(format!("runtime/{:016x}", cache::key(&RUNTIME_FILES)), "Cargo.toml");
     if !dir.join("Cargo.toml").exists() {
         cache::publish(&dir, |staging| {
             for (name, text) in RUNTIME_FILES {
@@ -55,6 +57,7 @@ pub fn uses_runtime(code: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn cells_that_use_the_runtime() {
