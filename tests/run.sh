@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The one test command: builds the kernel (release), runs cargo's tests, then pytest
-# against the real kernel over ZeroMQ, the lesson notebook headless, and JupyterLab in
-# Chromium. Installs what it needs: mold and chromium (Debian, when root), and a Python
-# virtual environment (.venv, tests/venv.sh) from the pinned tests/requirements.txt (which
-# also brings NVRTC, without a GPU, for the CUDA tests).
+# against the real kernel over ZeroMQ, the lesson notebook headless, JupyterLab in
+# Chromium, and a class on JupyterHub (as root: learners are Unix users made and removed
+# by tests/hub_class.py, with the hub's environment from tests/hub-requirements.txt and
+# configurable-http-proxy from npm). Installs what it needs: mold, chromium, python3-venv
+# and npm (Debian, when root), and a Python virtual environment (.venv, tests/venv.sh)
+# from the pinned tests/requirements.txt (which also brings NVRTC, without a GPU, for the
+# CUDA tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -15,6 +18,9 @@ step() { printf '\n== %s\n' "$*"; }
 missing=()
 command -v mold >/dev/null 2>&1 || missing+=(mold)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# The class test (tests/test_class.py) gives learners a Python outside root's home: the system's.
+/usr/bin/python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     step "installing ${missing[*]} (Debian)"

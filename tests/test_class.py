@@ -78,6 +78,19 @@ def test_two_learners_run_the_lesson_from_the_shared_cache():
         first, second = server.users
         assert server.as_learner(first, "ls", str(server.home(second) / ".cache/rust-jit-kernel")).returncode != 0
 
+        # A crate nobody prepared: the server's registry is read-only, so it goes to the learner's own.
+        learner = Learner(server, first)
+        learner.log_in()
+        learner.open_notebook("lesson.ipynb")
+        dep = learner.execute(':dep bytesize = "1"')
+        assert dep.status == "ok", dep
+        assert "is read-only here; this session downloads crates into your own cache" in dep.stderr, dep.stderr
+        used = learner.execute('println!("{}", bytesize::ByteSize(1536))')
+        assert used.status == "ok" and "1.5 KiB" in used.stdout.replace("KB", "KiB"), used
+        learner.close()
+        own_registry = server.home(first) / ".cache/rust-jit-kernel/cargo-home"
+        assert stat.S_IMODE(own_registry.stat().st_mode) == 0o700
+
 
 def shared_dir(tmp_path, manifest: dict, mode: int = 0o755):
     shared = tmp_path / "shared"

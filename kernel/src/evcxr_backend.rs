@@ -18,8 +18,10 @@ use crate::host_stderr::HostStderr;
 use crate::interrupt::RunState;
 use crate::output::{pump_output, Panic};
 use prelude::{split_commands, PANIC_HOOK, PRELUDE_ITEMS, RUNTIME_ERRORS};
+pub use registry::Registry;
 
 mod prelude;
+mod registry;
 
 /// Configures evcxr for a workspace slot: its `evcxr.toml` in `config` (plain cells at
 /// opt-level 0, cells built in `build`), named by `EVCXR_CONFIG_DIR` in this process's
@@ -61,13 +63,16 @@ pub struct EvcxrBackend {
     stderr: Receiver<String>,
     host: Option<HostStderr>,
     state: Arc<RunState>,
+    registry: Registry,
 }
 
 impl EvcxrBackend {
     /// Starts evcxr (and its child process) with the session crate in `build`, as configured
     /// by [`configure`] (see [`crate::setup::prepare_environment`], which also puts `lib_dirs`
     /// on the user process's `LD_LIBRARY_PATH`); cells link jit libraries from `lib_dirs`.
-    pub fn start(host: Option<HostStderr>, build: &Path, lib_dirs: &[std::path::PathBuf]) -> anyhow::Result<(Self, Arc<dyn Interrupter>)> {
+    /// `cargo_home`: the learner's own registry, should the one they have be read-only
+    /// ([`Registry`]).
+    pub fn start(host: Option<HostStderr>, build: &Path, lib_dirs: &[std::path::PathBuf], cargo_home: &Path) -> anyhow::Result<(Self, Arc<dyn Interrupter>)> {
         let started = std::time::Instant::now();
         link_jit_libraries(build, lib_dirs)?;
         let (mut ctx, outputs) = CommandContext::new().map_err(|e| anyhow::anyhow!("evcxr failed to start: {e}"))?;
@@ -86,6 +91,7 @@ impl EvcxrBackend {
             stderr: outputs.stderr,
             host,
             state,
+            registry: Registry::new(cargo_home),
         };
         Ok((backend, interrupter))
     }
@@ -231,7 +237,14 @@ impl EvcxrBackend {
 
 impl Backend for EvcxrBackend {
     fn execute_with(&mut self, front: &Front<'_>, code: &str, sink: OutputSink<'_>) -> Result<Option<MimeBundle>, RunError> {
-        self.run_cell(front, code, sink)
+        match self.run_cell(front, code, sink) {
+            Err(RunError::Cell(error)) if self.registry.cannot_write(&error.evalue) => {
+                let notice = self.registry.switch().map_err(|e| RunError::Cell(CellError::new("SetupError", e.to_string())))?;
+                sink(crate::backend::LiveOutput::Stderr(notice));
+                self.run_cell(front, code, sink)
+            }
+            result => result,
+        }
     }
 
     fn result_part(&self, mime: &str, text: &str) -> String {

@@ -127,6 +127,7 @@ fn copy_sources(from: &Path, to: &Path) -> std::io::Result<()> {
 pub fn prepare_environment(caches: &Caches, toolchain: &Toolchain) -> std::io::Result<Workspace> {
     cache::ensure_private(&caches.own)?;
     let workspace = workspace::reserve(caches)?;
+    crate::evcxr_backend::Registry::use_own_if_made(&workspace.cargo_home);
     prepend_path("PATH", vec![toolchain.bin()]);
     let mut libraries = vec![toolchain.sysroot.join("lib/rustlib").join(&toolchain.host).join("lib"), toolchain.sysroot.join("lib")];
     libraries.extend(workspace.lib_dirs.iter().cloned());
@@ -158,6 +159,6 @@ pub fn start_session(
 ) -> anyhow::Result<(crate::jit::JitBackend<crate::evcxr_backend::EvcxrBackend>, std::sync::Arc<dyn crate::backend::Interrupter>)> {
     let runtime = crate::jit::runtime::write_sources(caches)?;
     let compiler = crate::jit::JitCompiler::new(caches, &runtime, toolchain);
-    let (evcxr, interrupter) = crate::evcxr_backend::EvcxrBackend::start(host, &workspace.build, &workspace.lib_dirs)?;
+    let (evcxr, interrupter) = crate::evcxr_backend::EvcxrBackend::start(host, &workspace.build, &workspace.lib_dirs, &workspace.cargo_home)?;
     Ok((crate::jit::JitBackend::new(evcxr, compiler, runtime), interrupter))
 }

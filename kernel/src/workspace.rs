@@ -23,6 +23,9 @@ pub struct Workspace {
     pub build: PathBuf,
     /// Where cells find jit libraries: the own cache's, then the shared cache's.
     pub lib_dirs: Vec<PathBuf>,
+    /// The learner's own `CARGO_HOME`, used once the one they have is found read-only
+    /// ([`crate::evcxr_backend::Registry`]).
+    pub cargo_home: PathBuf,
     _lock: File,
 }
 
@@ -50,7 +53,8 @@ pub fn reserve(caches: &Caches) -> std::io::Result<Workspace> {
         std::env::set_var(INTERRUPT_FILE_VAR, dir.join("interrupt"));
         let mut lib_dirs = vec![caches.own.join(crate::jit::compiler::LIB_DIR)];
         lib_dirs.extend(caches.shared.as_ref().map(|shared| shared.join(crate::jit::compiler::LIB_DIR)));
-        return Ok(Workspace { dir, build, lib_dirs, _lock: lock });
+        let cargo_home = caches.own.join("cargo-home");
+        return Ok(Workspace { dir, build, lib_dirs, cargo_home, _lock: lock });
     }
     unreachable!()
 }
