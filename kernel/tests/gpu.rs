@@ -31,7 +31,7 @@ fn kernel(cell: &str) -> (&'static Image, &'static std::ffi::CStr) {
     let split = jit_codegen::split(cell).expect("a cell that splits");
     let source = split.functions[0].vectorize.as_ref().and_then(|u| u.cuda.clone()).expect("a cuda function");
     let cache = std::env::temp_dir().join(format!("rjk-gpu-test-{}", std::process::id()));
-    let built = build(&source, cell, &cache).unwrap_or_else(|e| panic!("{}: {:?}", e.evalue, e.traceback));
+    let built = build(&source, cell, &rust_jit_kernel::cache::Caches::own_only(&cache)).unwrap_or_else(|e| panic!("{}: {:?}", e.evalue, e.traceback));
     let Built::Ready { path, .. } = built else { panic!("NVRTC is not available: {built:?}") };
     let bytes: &'static [u8] = Box::leak(std::fs::read(path).expect("the image").into_boxed_slice());
     let name = std::ffi::CString::new(source.kernel).expect("a C name");
