@@ -141,8 +141,10 @@ class ClassServer:
         self._start_hub()
 
     def admin_env(self) -> dict[str, str]:
-        """The environment of an admin whose toolchain is the class's (no rustup in front)."""
-        env = {k: v for k, v in os.environ.items() if k not in ("RUSTUP_HOME", "RUSTUP_TOOLCHAIN", "RUST_JIT_KERNEL_CACHE", "RUST_JIT_KERNEL_SHARED")}
+        """The environment of an admin whose toolchain is the class's (no rustup in front), and whose
+        libraries are the learners' (not the test's NVRTC: a cuda function's crate names what NVRTC
+        there is, so the prepared one would not be the learners')."""
+        env = {k: v for k, v in os.environ.items() if k not in ("RUSTUP_HOME", "RUSTUP_TOOLCHAIN", "RUST_JIT_KERNEL_CACHE", "RUST_JIT_KERNEL_SHARED", "LD_LIBRARY_PATH")}
         env["PATH"] = f"{self.toolchain_bin}:/usr/local/bin:/usr/bin:/bin"
         env["CARGO_HOME"] = str(self.cargo_home)
         return env
