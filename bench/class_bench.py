@@ -12,6 +12,8 @@ the kernel installed once with `install --sys-prefix`). Root only.
 From those, a sizing table: learners per core, GiB per learner, and a memory guarantee and limit.
 
     .venv/bin/python bench/class_bench.py [--learners 8] [--only prepared|unprepared] [--json FILE]
+    .venv/bin/python bench/class_bench.py --report FILE     (the tables again, from a saved run)
+    .venv/bin/python bench/class_bench.py --new-learners 5  (only new learners' first kernels)
 """
 from __future__ import annotations
 
@@ -30,8 +32,8 @@ from hub_class import ClassServer, Learner, Usage, cpu_seconds, defines_jit, dir
 FIRST_ARRAY_CELL = "Array2::<f64>::zeros((2, 2)).sum()"
 
 
-def new_learner(server: ClassServer, user: str) -> dict:
-    """One learner alone: start, first result, first array cell, then the lesson's jit cells."""
+def first_cells(server: ClassServer, user: str) -> tuple[Learner, dict]:
+    """A learner's first kernel: kernel start, start to the first result, the first array cell."""
     learner = Learner(server, user)
     learner.log_in()
     learner.start_server()
@@ -42,6 +44,12 @@ def new_learner(server: ClassServer, user: str) -> dict:
     first_result = time.monotonic() - started
     array = learner.execute(FIRST_ARRAY_CELL)
     learner.close()
+    return learner, {"kernel_start_s": kernel_start, "first_result_s": first_result, "first_array_cell_s": array.seconds, "errors": one.errors + array.errors}
+
+
+def new_learner(server: ClassServer, user: str) -> dict:
+    """One learner alone: their first kernel, then the lesson, then a kernel again."""
+    learner, first = first_cells(server, user)
     # Then the lesson, alone on the machine: its pace sets what a core can serve.
     notebook = lesson()
     learner.upload("lesson.ipynb", notebook)
@@ -61,15 +69,13 @@ def new_learner(server: ClassServer, user: str) -> dict:
     again_array = learner.execute("Array2::<f64>::ones((3, 3)).sum()")
     learner.close()
     return {
-        "kernel_start_s": kernel_start,
-        "first_result_s": first_result,
-        "first_array_cell_s": array.seconds,
+        **first,
         "lesson_s": lesson_s,
         "lesson_cpu_s": lesson_cpu_s,
         "returning_first_result_s": again_first_result,
         "returning_first_array_cell_s": again_array.seconds,
         "jit_cells": [c.stdout.strip() for c in cells if defines_jit(c.code)],
-        "errors": one.errors + array.errors + [e for c in cells for e in c.errors],
+        "errors": first["errors"] + [e for c in cells for e in c.errors],
     }
 
 
@@ -146,19 +152,50 @@ def summary(run: dict) -> dict:
     }
 
 
+LESSON_MINUTES = 30  # how long a learner takes over the lesson in class (reading, typing, running)
+
+
 def sizing(run: dict) -> dict:
-    """Learners per core at the pace of a learner alone (the lesson's wall time against its CPU
-    seconds); memory from the peak of the busiest learner of the class."""
+    """CPU: the lesson's CPU seconds per learner, and what a core serves (a) when learners take
+    LESSON_MINUTES over it, and (b) when all run it at once and may take twice as long as one alone
+    (measured: N learners at once against one alone). Memory: the peak of the busiest learner; the
+    guarantee is that peak, the limit twice it (room for the learner's own arrays)."""
     s = summary(run)
     solo = run["new_learner"]
+    cpu = s["cpu_s_median"]
     peak_gib = s["peak_rss_mib_max"] / 1024
     return {
-        "cpu_s_per_learner": s["cpu_s_median"],
-        "learners_per_core": solo["lesson_s"] / solo["lesson_cpu_s"] if solo["lesson_cpu_s"] else float("nan"),
+        "cpu_s_per_learner": cpu,
+        "learners_per_core_paced": LESSON_MINUTES * 60 / cpu,
+        "learners_per_core_at_once": 2 * solo["lesson_s"] / cpu,
+        "at_once_slowdown": s["lesson_wall_median_s"] / solo["lesson_s"],
         "gib_per_learner": peak_gib,
         "mem_guarantee": f"{math.ceil(peak_gib * 4) / 4:.2f}G",
         "mem_limit": f"{math.ceil(peak_gib * 2 * 4) / 4:.2f}G",
     }
+
+
+def report(runs: list[dict], learners: int) -> None:
+    print(f"\n| install | install s | shared cache MB | new learner: kernel start | first result | first array cell | the same learner again: first result | first array cell |")
+    print("|---|---|---|---|---|---|---|---|")
+    for run in runs:
+        n = run["new_learner"]
+        name = "--sys-prefix --prepare lesson" if run["prepared"] else "--sys-prefix (no --prepare)"
+        print(f"| {name} | {run['install_s']:.0f} | {run['shared_cache_bytes'] / 2**20:.0f} | {n['kernel_start_s']:.2f} s | {n['first_result_s']:.2f} s | {n['first_array_cell_s']:.2f} s | {n['returning_first_result_s']:.2f} s | {n['returning_first_array_cell_s']:.2f} s |")
+    print(f"\n| {learners} learners at once | finished without error | wall | lesson wall (median) | CPU s per learner (median) | peak RSS per learner (median / max) | cells building a dependency | jit cells from the cache | disk per learner (max) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for run in runs:
+        s = summary(run)
+        name = "prepared" if run["prepared"] else "not prepared"
+        print(f"| {name} | {s['finished_without_error']} | {s['wall_s']:.0f} s | {s['lesson_wall_median_s']:.0f} s | {s['cpu_s_median']:.0f} | "
+              f"{s['peak_rss_mib_median']:.0f} / {s['peak_rss_mib_max']:.0f} MiB | {s['cells_building_a_dependency']} | {s['jit_cells_from_cache']} | {s['disk_mib_max']:.1f} MB |")
+    print(f"\n| sizing | lesson alone (wall / CPU) | {learners} at once: lesson wall / alone | learners per core, {LESSON_MINUTES} min each | learners per core, all at once within 2x alone | GiB per learner (peak) | memory guarantee | memory limit |")
+    print("|---|---|---|---|---|---|---|---|")
+    for run in runs:
+        z, solo = sizing(run), run["new_learner"]
+        name = "prepared" if run["prepared"] else "not prepared"
+        print(f"| {name} | {solo['lesson_s']:.0f} s / {solo['lesson_cpu_s']:.0f} s | {z['at_once_slowdown']:.1f}x | {z['learners_per_core_paced']:.0f} | "
+              f"{z['learners_per_core_at_once']:.1f} | {z['gib_per_learner']:.2f} | {z['mem_guarantee']} | {z['mem_limit']} |")
 
 
 def main() -> None:
@@ -166,7 +203,24 @@ def main() -> None:
     parser.add_argument("--learners", type=int, default=8)
     parser.add_argument("--only", choices=["prepared", "unprepared"])
     parser.add_argument("--json", help="write every figure here too")
+    parser.add_argument("--new-learners", type=int, metavar="K", help="only time the first kernel of K new learners (prepared install)")
+    parser.add_argument("--report", metavar="JSON", help="only print the tables of a run saved with --json")
     args = parser.parse_args()
+    if args.new_learners:
+        with ClassServer(learners=args.new_learners, prepare=True) as server:
+            starts = [first_cells(server, user)[1] for user in server.users]
+        print(f"Machine: {machine()}")
+        print(f"| {len(starts)} new learners, one after another | median | min | max |")
+        print("|---|---|---|---|")
+        for key, name in (("kernel_start_s", "kernel start"), ("first_result_s", "start to first result"), ("first_array_cell_s", "first array cell")):
+            values = [s[key] for s in starts]
+            print(f"| {name} | {statistics.median(values):.2f} s | {min(values):.2f} s | {max(values):.2f} s |")
+        return
+    if args.report:
+        with open(args.report) as f:
+            runs = json.load(f)
+        report(runs, runs[0]["learners"])
+        return
     if os.geteuid() != 0:
         sys.exit("class_bench.py needs root (useradd, a hub spawning servers as other users)")
     runs = []
@@ -176,25 +230,7 @@ def main() -> None:
         runs.append(class_run(args.learners, prepare))
         print(json.dumps(summary(runs[-1]), indent=1), flush=True)
     print(f"Machine: {machine()}")
-    print(f"\n| install | install s | shared cache MB | new learner: kernel start | first result | first array cell | the same learner again: first result | first array cell |")
-    print("|---|---|---|---|---|---|---|---|")
-    for run in runs:
-        n = run["new_learner"]
-        name = "--sys-prefix --prepare lesson" if run["prepared"] else "--sys-prefix (no --prepare)"
-        print(f"| {name} | {run['install_s']:.0f} | {run['shared_cache_bytes'] / 2**20:.0f} | {n['kernel_start_s']:.2f} s | {n['first_result_s']:.2f} s | {n['first_array_cell_s']:.2f} s | {n['returning_first_result_s']:.2f} s | {n['returning_first_array_cell_s']:.2f} s |")
-    print(f"\n| {args.learners} learners at once | finished without error | wall | lesson wall (median) | CPU s per learner (median) | peak RSS per learner (median / max) | cells building a dependency | jit cells from the cache | disk per learner (max) |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for run in runs:
-        s = summary(run)
-        name = "prepared" if run["prepared"] else "not prepared"
-        print(f"| {name} | {s['finished_without_error']} | {s['wall_s']:.0f} s | {s['lesson_wall_median_s']:.0f} s | {s['cpu_s_median']:.0f} | "
-              f"{s['peak_rss_mib_median']:.0f} / {s['peak_rss_mib_max']:.0f} MiB | {s['cells_building_a_dependency']} | {s['jit_cells_from_cache']} | {s['disk_mib_max']:.1f} MB |")
-    print("\n| sizing | lesson alone (wall / CPU) | learners per core | GiB per learner (peak) | memory guarantee | memory limit |")
-    print("|---|---|---|---|---|---|")
-    for run in runs:
-        z, solo = sizing(run), run["new_learner"]
-        name = "prepared" if run["prepared"] else "not prepared"
-        print(f"| {name} | {solo['lesson_s']:.0f} s / {solo['lesson_cpu_s']:.0f} s | {z['learners_per_core']:.1f} | {z['gib_per_learner']:.2f} | {z['mem_guarantee']} | {z['mem_limit']} |")
+    report(runs, args.learners)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(runs, f, indent=1)

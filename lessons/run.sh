@@ -5,9 +5,10 @@
 #                                writes the executed notebook and an HTML copy (paths printed at the end)
 #   bash lessons/run.sh --lab    the same build and install, then opens JupyterLab on the lesson
 #
-# Everything Python (JupyterLab, nbconvert, NVRTC) goes into .venv (tests/venv.sh); the kernelspec is
-# installed into .venv too, so nothing outside the repository changes except the kernel's build cache
-# (~/.cache/rust-jit-kernel).
+# Everything Python (JupyterLab, nbconvert, NVRTC) goes into .venv (tests/venv.sh); the kernel is
+# installed into .venv too (`--prefix`: the kernelspec, the binary and the built session crate in
+# .venv/share/rust-jit-kernel, as for a class; docs/deploy.md), so nothing outside the repository
+# changes except what the kernel builds later in its own cache (~/.cache/rust-jit-kernel).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -28,7 +29,7 @@ cargo build --release --locked
 
 source tests/venv.sh
 
-printf '\n== %s\n' "installing the kernelspec into .venv and building the session crate"
+printf '\n== %s\n' "installing the kernel into .venv and building the session crate"
 ./target/release/rust-jit-kernel install --prefix "$venv"
 
 if $lab; then
