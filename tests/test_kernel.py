@@ -108,6 +108,34 @@ def test_silent_and_store_history(kernel):
     assert [h[2] for h in history] == ["0", "3"]
 
 
+def test_history_search_is_ipythons(kernel):
+    # IPython searches its history with SQLite's GLOB: the kernel's answers must be SQLite's, on cells
+    # whose text has the wildcard characters themselves.
+    import sqlite3
+
+    cells = ["let star_a = \"a*b\";", "let q_mark = \"x?y\";", "star_a.len() * 2", "let set_b = [1, 2];", "star_a.len() * 2"]
+    for code in cells:
+        kernel.ok(code)
+    everything = kernel.reply_to(kernel.kc.history(hist_access_type="tail", n=100000, output=False, raw=True))["content"]["history"]
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE history (line INTEGER, source TEXT)")
+    db.executemany("INSERT INTO history VALUES (?, ?)", [(h[1], h[2]) for h in everything])
+    patterns = ["*a*b*", "*\"a*", "*x?y*", "*?y\";", "star_a*", "*[*]*", "*[?]*", "*[^a-z]2]*", "*[1-2], 2]*", "let [qs]*", "*;", "star_a.len() [*] 2"]
+    for pattern in patterns:
+        for unique in (False, True):
+            for n in (None, 2):
+                sql = "SELECT line, MAX(line) FROM history WHERE source GLOB ?" if unique else "SELECT line FROM history WHERE source GLOB ?"
+                if unique:
+                    sql += " GROUP BY source"
+                sql += " ORDER BY line DESC LIMIT ?" if n else " ORDER BY line"
+                rows = db.execute(sql, (pattern, n) if n else (pattern,)).fetchall()
+                expected = sorted(r[-1] for r in rows)
+                options = {"n": n} if n else {}
+                reply = kernel.reply_to(kernel.kc.history(hist_access_type="search", pattern=pattern, unique=unique, output=False, raw=True, **options))
+                got = [h[1] for h in reply["content"]["history"]]
+                assert got == expected, (pattern, unique, n, got, expected)
+
+
 def test_dependency_build_progress_is_shown(kernel, tmp_path):
     crate = tmp_path / "tiny_dep"
     (crate / "src").mkdir(parents=True)

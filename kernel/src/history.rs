@@ -74,30 +74,75 @@ impl History {
     }
 }
 
-/// Shell-style glob (`*` any run, `?` one character) over the whole text, as IPython's
-/// history search does.
+/// SQLite's `GLOB`, which IPython's history search uses: `*` matches any run of characters and `?`
+/// any one, wherever they are in the pattern (a `*` or `?` in the text is just a character there);
+/// `[abc]`, `[a-z]` and `[^abc]` match one character of (not of) a set, a `]` right after `[` or `[^`
+/// being part of the set; everything else matches itself, case-sensitively, over the whole text.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
+    // Backtracking over the last `*` only (enough: a later `*` subsumes earlier choices).
     let (mut pi, mut ti) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+    let mut retry: Option<(usize, usize)> = None;
+    loop {
+        if pi < p.len() && p[pi] == '*' {
+            retry = Some((pi + 1, ti));
             pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
+            continue;
+        }
+        if ti == t.len() {
+            if pi == p.len() {
+                return true;
+            }
+        } else if pi < p.len() {
+            let step = match p[pi] {
+                '?' => Some(1),
+                '[' => match_class(&p[pi..], t[ti]),
+                c => (c == t[ti]).then_some(1),
+            };
+            // `step`: the pattern characters that matched this one (a `[` that opens no complete
+            // set matches nothing, as in SQLite).
+            if let Some(width) = step {
+                pi += width;
+                ti += 1;
+                continue;
+            }
+        }
+        match retry {
+            Some((star_pi, star_ti)) if star_ti < t.len() => {
+                retry = Some((star_pi, star_ti + 1));
+                (pi, ti) = (star_pi, star_ti + 1);
+            }
+            _ => return false,
         }
     }
-    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// `class` starts with `[`: the pattern characters the set takes if `c` is in it (not in it, for
+/// `[^...]`); `None` when `c` does not match or the set is not closed.
+fn match_class(class: &[char], c: char) -> Option<usize> {
+    let mut i = 1;
+    let negate = class.get(i) == Some(&'^');
+    if negate {
+        i += 1;
+    }
+    let mut found = false;
+    let mut first = true;
+    while i < class.len() {
+        let x = class[i];
+        if x == ']' && !first {
+            return (found != negate).then_some(i + 1);
+        }
+        first = false;
+        if class.get(i + 1) == Some(&'-') && class.get(i + 2).is_some_and(|&end| end != ']') {
+            found |= x <= c && c <= class[i + 2];
+            i += 3;
+        } else {
+            found |= x == c;
+            i += 1;
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -157,5 +202,28 @@ mod tests {
         assert!(glob_match("*b*", "abc"));
         assert!(!glob_match("a", "ab"));
         assert!(glob_match("1*", "1 + 1"));
+        assert!(!glob_match("?", ""));
+        assert!(glob_match("a*b*c", "axxbyyc") && !glob_match("a*b*c", "axxbyy"));
+    }
+
+    #[test]
+    fn wildcards_stay_wildcards_where_the_text_has_the_same_character() {
+        // `*` in the pattern facing a `*` in the text still matches any run.
+        assert!(glob_match("a*", "a*bc"));
+        assert!(glob_match("*x", "*yx"));
+        assert!(glob_match("a?c", "a?c") && glob_match("a?c", "a*c"));
+        assert!(glob_match("let v = *;", "let v = vec![1, 2];"));
+        assert!(glob_match("*?*", "x") && !glob_match("*?*", ""));
+    }
+
+    #[test]
+    fn character_sets_as_sqlite_has_them() {
+        assert!(glob_match("[abc]x", "bx") && !glob_match("[abc]x", "dx"));
+        assert!(glob_match("[a-c]", "b") && !glob_match("[a-c]", "d"));
+        assert!(glob_match("[^a-c]", "d") && !glob_match("[^a-c]", "a"));
+        assert!(glob_match("[]]", "]") && glob_match("[^]]", "x") && !glob_match("[^]]", "]"));
+        assert!(glob_match("[*]", "*") && !glob_match("[*]", "a"));
+        assert!(glob_match("[a-]", "-") && glob_match("x[!]", "x!"));
+        assert!(!glob_match("[abc", "a") && !glob_match("[abc", "[abc"), "an open set matches nothing");
     }
 }
