@@ -96,24 +96,49 @@ pub fn save_seed(cache: &Path, build: &Path) -> std::io::Result<()> {
     cache::publish(&seed_dir(cache), |staging| copy_tree(build, staging, false), |e| e)
 }
 
+/// In a build directory: what filled its `target/` (`linked <seed>`, `copied`).
+const SEED_MARK: &str = ".rjk-seed";
+
 /// Fills a new build directory from the shared cache's seed (linked) or the own one (copied);
-/// else cargo builds it.
+/// else cargo builds it. A directory linked from a shared seed that is no longer the one in use
+/// (the admin installed again, or the shared cache is not used now) is emptied first: cargo must
+/// not find links to libraries that changed or that it may no longer trust, and it cannot write
+/// through them.
 fn seed_build(caches: &Caches, build: &Path) {
-    if build.join("target").exists() {
-        return;
-    }
     let shared = caches.shared.as_ref().map(|s| seed_dir(s)).filter(|seed| seed.join("target").exists());
+    let linked = shared.as_ref().map(|seed| format!("linked {}", seed_identity(seed)));
+    let mark = build.join(SEED_MARK);
+    if build.join("target").exists() {
+        let previous = std::fs::read_to_string(&mark).unwrap_or_default();
+        if !previous.starts_with("linked ") || Some(&previous) == linked.as_ref() {
+            return;
+        }
+        tracing::info!(%previous, "the slot was linked to another shared seed; it starts again");
+        let _ = std::fs::remove_dir_all(build.join("target"));
+    }
     let (seed, link) = match shared {
         Some(seed) => (seed, true),
         None => (seed_dir(&caches.own), false),
     };
     if !seed.join("target").exists() {
+        let _ = std::fs::remove_file(&mark);
         return;
     }
-    if let Err(error) = copy_tree(&seed, build, link) {
+    let filled = copy_tree(&seed, build, link).and_then(|()| std::fs::write(&mark, linked.unwrap_or_else(|| "copied".into())));
+    if let Err(error) = filled {
         tracing::warn!(%error, seed = %seed.display(), "could not use the seed build; cargo builds from scratch");
         let _ = std::fs::remove_dir_all(build.join("target"));
+        let _ = std::fs::remove_file(&mark);
     }
+}
+
+/// Names one seed as made by one install: its path, and the identity of its directory (a new
+/// install makes a new one).
+fn seed_identity(seed: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(seed).ok();
+    let (ino, mtime, nsec) = meta.map_or((0, 0, 0), |m| (m.ino(), m.mtime(), m.mtime_nsec()));
+    format!("{} {ino} {mtime}.{nsec:09}", seed.display())
 }
 
 /// Copies the tree `from` into `to`, keeping modification times (cargo's freshness checks
@@ -186,6 +211,35 @@ mod tests {
             assert!(!debug.join("incremental").exists() && !debug.join("libcode_3.so").exists());
             assert_eq!(std::fs::metadata(dir.join(copy).join("Cargo.lock")).unwrap().modified().unwrap(), old);
         }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_slot_linked_to_an_old_shared_seed_starts_again() {
+        let dir = scratch("relink");
+        let shared = dir.join("shared");
+        seed_at(&seed_dir(&shared));
+        let caches = Caches { own: dir.join("own"), shared: Some(shared.clone()) };
+        let build = dir.join("build");
+        let rlib = build.join("target/x86_64-unknown-linux-gnu/debug/deps/libndarray-1.rlib");
+        seed_build(&caches, &build);
+        assert!(std::fs::symlink_metadata(&rlib).unwrap().file_type().is_symlink());
+        let first = std::fs::read_to_string(build.join(SEED_MARK)).unwrap();
+        // Left alone while it is the seed in use, cargo's own builds in it kept.
+        std::fs::write(build.join("target/kept"), "").unwrap();
+        seed_build(&caches, &build);
+        assert!(build.join("target/kept").exists());
+        // The admin installs again: a new seed.
+        std::fs::remove_dir_all(seed_dir(&shared)).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        seed_at(&seed_dir(&shared));
+        seed_build(&caches, &build);
+        assert!(!build.join("target/kept").exists(), "emptied");
+        assert!(std::fs::symlink_metadata(&rlib).unwrap().file_type().is_symlink());
+        assert_ne!(std::fs::read_to_string(build.join(SEED_MARK)).unwrap(), first);
+        // The shared cache is not used any more: no links into it stay.
+        seed_build(&Caches::own_only(&dir.join("own")), &build);
+        assert!(!build.join("target").exists() && !build.join(SEED_MARK).exists());
         let _ = std::fs::remove_dir_all(dir);
     }
 
