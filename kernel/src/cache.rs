@@ -67,18 +67,17 @@ impl Caches {
     /// complete (`marker`, a path inside the entry, exists), else the own cache's, where it is
     /// made if it is not there yet.
     pub fn find(&self, name: impl AsRef<Path>, marker: impl AsRef<Path>) -> PathBuf {
-        let name = name.as_ref();
-        match &self.shared {
-            Some(shared) if shared.join(name).join(marker).exists() => shared.join(name),
-            _ => self.own.join(name),
-        }
+        self.pick(name.as_ref(), |entry| entry.join(marker.as_ref()).exists())
     }
 
     /// A file `name`, shared first (see [`Caches::find`]).
     pub fn find_file(&self, name: impl AsRef<Path>) -> PathBuf {
-        let name = name.as_ref();
+        self.pick(name.as_ref(), Path::exists)
+    }
+
+    fn pick(&self, name: &Path, complete: impl Fn(&Path) -> bool) -> PathBuf {
         match &self.shared {
-            Some(shared) if shared.join(name).exists() => shared.join(name),
+            Some(shared) if complete(&shared.join(name)) => shared.join(name),
             _ => self.own.join(name),
         }
     }

@@ -4,8 +4,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use jupyter_protocol::ConnectionInfo;
 use rust_jit_kernel::dispatch::{kernel_info, Control, Flow, Shell};
-use rust_jit_kernel::cache::cache_dir;
-use rust_jit_kernel::cache::Caches;
+use rust_jit_kernel::cache::{cache_dir, Caches};
 use rust_jit_kernel::setup::{self, Toolchain};
 use rust_jit_kernel::{prepare, shared};
 use rust_jit_kernel::install::{self, Location};
@@ -117,34 +116,33 @@ fn install_kernel(location: &Location, no_warm_up: bool, notebooks: &[PathBuf]) 
             }
         }
     };
-    let Some(shared) = location.shared_dir()? else {
+    let Some(dir) = location.shared_dir()? else {
         let dir = install::install(location, &exe, Default::default())?;
         println!("Installed kernelspec rust-jit (Rust (JIT)) in {}", dir.display());
         if !no_warm_up {
-            report(&prepare::build(&cache_dir(), notebooks)?, &cache_dir());
+            report(&prepare::build(&cache_dir(), &Toolchain::discover()?, notebooks)?, &cache_dir());
         }
         return Ok(());
     };
     let toolchain = Toolchain::discover()?;
-    install::clear_shared(&shared)?;
+    install::clear_shared(&dir)?;
     // The prefix as anyone would make it (the cache itself starts private, then is sealed).
-    std::fs::create_dir_all(shared.parent().expect("<prefix>/share"))?;
-    let cache = if no_warm_up {
+    std::fs::create_dir_all(dir.parent().expect("<prefix>/share"))?;
+    let manifest = if no_warm_up {
         None
     } else {
         // Built where it will be read (its paths are part of what cargo checks), then sealed.
-        let built = prepare::build(&shared, notebooks)?;
-        report(&built, &shared);
+        report(&prepare::build(&dir, &toolchain, notebooks)?, &dir);
         let names = notebooks.iter().map(|p| p.file_name().unwrap_or(p.as_os_str()).to_string_lossy().into_owned()).collect();
-        Some(rust_jit_kernel::shared::Manifest::for_this(&built.toolchain, names))
+        Some(shared::Manifest::for_this(&toolchain, names))
     };
-    let binary = install::copy_binary(&shared, &exe)?;
-    if let Some(manifest) = &cache {
-        rust_jit_kernel::shared::seal(&shared, manifest)?;
+    let binary = install::copy_binary(&dir, &exe)?;
+    if let Some(manifest) = &manifest {
+        shared::seal(&dir, manifest)?;
     }
-    let env = install::shared_env(cache.as_ref().map(|_| shared.as_path()), &toolchain.bin());
-    let dir = install::install(location, &binary, env)?;
-    println!("Installed kernelspec rust-jit (Rust (JIT)) in {} for every user (binary and shared cache: {})", dir.display(), shared.display());
+    let env = install::shared_env(manifest.as_ref().map(|_| dir.as_path()), &toolchain.bin());
+    let spec = install::install(location, &binary, env)?;
+    println!("Installed kernelspec rust-jit (Rust (JIT)) in {} for every user (binary and shared cache: {})", spec.display(), dir.display());
     Ok(())
 }
 

@@ -23,7 +23,6 @@ use crate::workspace;
 #[derive(Debug)]
 pub struct Built {
     pub took: Duration,
-    pub toolchain: Toolchain,
     pub notebooks: Vec<NotebookRun>,
 }
 
@@ -36,14 +35,14 @@ pub struct NotebookRun {
     pub failed: Vec<(usize, String)>,
 }
 
-/// Builds the cache `cache` (its own, as a learner's kernel would) and runs `notebooks` in it.
-pub fn build(cache: &Path, notebooks: &[PathBuf]) -> anyhow::Result<Built> {
+/// Builds the cache `cache` (its own, as a learner's kernel would) with `toolchain` and runs
+/// `notebooks` in it.
+pub fn build(cache: &Path, toolchain: &Toolchain, notebooks: &[PathBuf]) -> anyhow::Result<Built> {
     let started = Instant::now();
     let cells: Vec<Vec<String>> = notebooks.iter().map(|path| code_cells(path)).collect::<anyhow::Result<_>>()?;
-    let toolchain = Toolchain::discover()?;
     let caches = Caches::own_only(cache);
-    let workspace = setup::prepare_environment(&caches, &toolchain)?;
-    let (mut backend, _) = setup::start_session(None, &caches, &workspace, &toolchain)?;
+    let workspace = setup::prepare_environment(&caches, toolchain)?;
+    let (mut backend, _) = setup::start_session(None, &caches, &workspace, toolchain)?;
     let failed = |e: CellError| anyhow::anyhow!("{}: {}", e.ename, e.evalue);
     // A plain cell, then one that brings in the runtime (cargo builds ndarray and rayon), then
     // the release build of the runtime that jit functions link.
@@ -57,7 +56,7 @@ pub fn build(cache: &Path, notebooks: &[PathBuf]) -> anyhow::Result<Built> {
     // starts with `:dep` needs its build without the runtime in the session, as learners have it.
     let mut runs = Vec::new();
     for (path, cells) in notebooks.iter().zip(cells) {
-        let (backend, _) = setup::start_session(None, &caches, &workspace, &toolchain)?;
+        let (backend, _) = setup::start_session(None, &caches, &workspace, toolchain)?;
         let recorder = Arc::new(Errors::default());
         let mut shell = Shell::new(backend, recorder.clone());
         let mut run = NotebookRun { path: path.clone(), cells: cells.len(), failed: Vec::new() };
@@ -70,7 +69,7 @@ pub fn build(cache: &Path, notebooks: &[PathBuf]) -> anyhow::Result<Built> {
         runs.push(run);
     }
     workspace::save_seed(cache, &workspace.build)?;
-    Ok(Built { took: started.elapsed(), toolchain, notebooks: runs })
+    Ok(Built { took: started.elapsed(), notebooks: runs })
 }
 
 /// The code cells of a notebook (`.ipynb`), in order.
