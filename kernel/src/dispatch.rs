@@ -137,6 +137,8 @@ pub struct Shell<B: Backend> {
     /// Taken from the queue when an execute with `stop_on_error` failed, before its reply went
     /// out: what the client had queued behind it. Executes among them are aborted.
     queued_behind_failure: Vec<JupyterMessage>,
+    /// The stdin channel the backend's cells read from: told which request runs.
+    input: Option<Arc<crate::input::Input>>,
 }
 
 impl<B: Backend> Shell<B> {
@@ -149,7 +151,14 @@ impl<B: Backend> Shell<B> {
             history: History::default(),
             requests: None,
             queued_behind_failure: Vec::new(),
+            input: None,
         }
+    }
+
+    /// The stdin channel of the backend's cells (see [`crate::input`]).
+    pub fn with_input(mut self, input: Arc<crate::input::Input>) -> Self {
+        self.input = Some(input);
+        self
     }
 
     /// Serves requests until the channel closes or a shutdown is requested.
@@ -245,8 +254,15 @@ impl<B: Backend> Shell<B> {
             Some(name) => self.help(name),
             None => {
                 let backend = &mut self.backend;
+                if let Some(input) = &self.input {
+                    input.begin(parent, request.allow_stdin);
+                }
                 let run = || crate::cell::run(backend, &request.code, &sink);
-                (guarded(run, |bug| Err(CellError::new("InternalError", bug))), Vec::new())
+                let result = guarded(run, |bug| Err(CellError::new("InternalError", bug)));
+                if let Some(input) = &self.input {
+                    input.end();
+                }
+                (result, Vec::new())
             }
         };
 

@@ -16,7 +16,9 @@ use crate::backend::{discard, Backend, CellError, Completions, Front, Interrupte
 use crate::diagnostics::{self, CellSpan, Diagnostic};
 use crate::host_stderr::HostStderr;
 use crate::interrupt::RunState;
-use crate::output::{pump_output, Panic};
+use crate::input::{Answer, Input};
+use crate::output::{pump_output, Panic, Report};
+use crate::user_process::stdin::{decode_prompt, escape, INPUT_EOF, INPUT_INTERRUPTED, INPUT_LINE};
 use prelude::{split_commands, PANIC_HOOK, PRELUDE_ITEMS, RUNTIME_ERRORS};
 pub use registry::Registry;
 
@@ -64,6 +66,7 @@ pub struct EvcxrBackend {
     host: Option<HostStderr>,
     state: Arc<RunState>,
     registry: Registry,
+    input: Arc<Input>,
 }
 
 impl EvcxrBackend {
@@ -72,9 +75,12 @@ impl EvcxrBackend {
     /// on the user process's `LD_LIBRARY_PATH`); cells link jit libraries from `lib_dirs`.
     /// `cargo_home`: the learner's own registry, should the one they have be read-only
     /// ([`Registry`]).
-    pub fn start(host: Option<HostStderr>, build: &Path, lib_dirs: &[std::path::PathBuf], cargo_home: &Path) -> anyhow::Result<(Self, Arc<dyn Interrupter>)> {
+    /// `input`: where the cells' stdin reads go.
+    pub fn start(host: Option<HostStderr>, build: &Path, lib_dirs: &[std::path::PathBuf], cargo_home: &Path, input: Arc<Input>) -> anyhow::Result<(Self, Arc<dyn Interrupter>)> {
         let started = std::time::Instant::now();
         link_jit_libraries(build, lib_dirs)?;
+        // The user process's snapshots, orphaned when they take over, are adopted by this process.
+        crate::crash::become_subreaper();
         let (mut ctx, outputs) = CommandContext::new().map_err(|e| anyhow::anyhow!("evcxr failed to start: {e}"))?;
         // Cells find compiled jit functions here. Set before the first build: cargo rebuilds
         // every dependency when RUSTFLAGS change.
@@ -92,6 +98,7 @@ impl EvcxrBackend {
             host,
             state,
             registry: Registry::new(cargo_home),
+            input,
         };
         Ok((backend, interrupter))
     }
@@ -109,18 +116,32 @@ impl EvcxrBackend {
         prefix
     }
 
-    /// Runs evcxr while pumping output to `sink`; returns evcxr's result and any panic.
-    fn run_pumped(&mut self, code: &str, sink: OutputSink<'_>) -> (Result<evcxr::EvalOutputs, EvcxrError>, Option<Panic>) {
+    /// Runs evcxr while pumping output to `sink` and answering the cell's input requests;
+    /// returns evcxr's result and what the pump learned.
+    fn run_pumped(&mut self, code: &str, sink: OutputSink<'_>) -> (Result<evcxr::EvalOutputs, EvcxrError>, Report) {
         let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
         let host_lines = self.host.as_ref().map(|h| h.lines.clone()).unwrap_or_else(never);
         let main_tid = Some(self.state.child_pid());
         let (stdout, stderr, ctx) = (&self.stdout, &self.stderr, &mut self.ctx);
+        let (input, state) = (&self.input, &self.state);
+        // One line per request, on the user process's command pipe (`user_process::stdin`).
+        let answer = |prompt: &str, password: bool| match input.read(&decode_prompt(prompt), password, &|| state.interrupted()) {
+            Answer::Line(text) => format!("{INPUT_LINE}{}", escape(&text)),
+            Answer::Eof { note } => {
+                if let Some(note) = note {
+                    sink(crate::backend::LiveOutput::Stderr(note.to_string()));
+                }
+                INPUT_EOF.to_string()
+            }
+            Answer::Interrupted => INPUT_INTERRUPTED.to_string(),
+        };
         std::thread::scope(|scope| {
             let pump = scope.spawn(move || pump_output(sink, main_tid, stdout, stderr, &host_lines, &done_rx));
-            let result = ctx.execute(code);
+            let mut callbacks = evcxr::EvalCallbacks { input_reader: &|request| answer(&request.prompt, request.is_password) };
+            let result = ctx.execute_with_callbacks(code, &mut callbacks);
             let _ = done_tx.send(());
-            let panic = pump.join().unwrap_or(None);
-            (result, panic)
+            let report = pump.join().unwrap_or_default();
+            (result, report)
         })
     }
 
@@ -175,31 +196,56 @@ impl EvcxrBackend {
         // evcxr reads `:dep` and its other commands only at the top of a cell: the prefix goes
         // after them (lines are kept: each command is one line).
         let (commands, rust) = split_commands(code);
-        let (result, panic) = self.run_pumped(&format!("{commands}{prefix}{rust}"), sink);
+        let (result, report) = self.run_pumped(&format!("{commands}{prefix}{rust}"), sink);
         if let Some(host) = &self.host {
             host.set_capturing(false);
         }
         self.state.end();
 
+        let terminated = matches!(result, Err(EvcxrError::SubprocessTerminated(_)));
         match &result {
             // The cell's items (the prelude's and the front's too) are committed; the hook runs
-            // in this process.
+            // in this process (or in its snapshot, which took over: a copy of it).
             Ok(_) => (self.needs_items, self.needs_hook) = (false, false),
             // A new user process: it needs the hook again.
-            Err(EvcxrError::SubprocessTerminated(_)) => self.needs_hook = true,
+            Err(EvcxrError::SubprocessTerminated(_)) => {
+                self.needs_hook = true;
+                self.state.restarted();
+            }
             Err(_) => {}
         }
+        // The process that ran the cell died, and its snapshot took over: nothing was lost.
+        let ending = report.restored.map(|(dead, now)| self.state.restored(dead, now));
+        self.state.reap_orphans();
+        let no_snapshot = match report.no_snapshot.as_deref() {
+            Some("cuda") => " (no snapshot was taken before the cell: the session uses the GPU, and a CUDA context cannot be copied into one)",
+            Some(_) => " (no snapshot could be taken before the cell)",
+            None => "",
+        };
         if self.state.interrupted() {
-            if self.state.stopped_compile() && !matches!(result, Err(EvcxrError::SubprocessTerminated(_))) {
+            if self.state.stopped_compile() && !terminated {
                 let evalue = "the cell was stopped while it compiled, so it did not run. Nothing was lost: all variables are kept.";
                 return Err(cell(CellError::new("Interrupted", evalue)));
             }
-            if matches!(result, Err(EvcxrError::SubprocessTerminated(_))) {
-                return Err(cell(lost_state_error("Interrupted", "The cell was stopped", &variables_before)));
+            if terminated {
+                return Err(cell(lost_state_error("Interrupted", &format!("The cell was stopped{no_snapshot}"), &variables_before)));
             }
-            let evalue = "the cell was stopped. Nothing was lost: all variables are kept.";
+            let evalue = match ending {
+                Some(_) => "the cell was stopped. Nothing was lost: the session is as it was before this cell, with every variable.",
+                None => "the cell was stopped. Nothing was lost: all variables are kept.",
+            };
             return Err(cell(CellError::new("Interrupted", evalue)));
         }
+        if let Some(ending) = ending {
+            let cause = crate::crash::cause(ending, &report.last_words, false);
+            tracing::warn!(%cause, "user process died; its snapshot took over");
+            let evalue = format!(
+                "the cell's process {cause}. The session is as it was before this cell: every variable is kept \
+                 (the output the cell printed before it died is above)."
+            );
+            return Err(cell(diagnostics::error("ProcessCrashed", evalue)));
+        }
+        let panic = report.panic;
         match result {
             Ok(outputs) => {
                 for phase in &outputs.phases {
@@ -223,7 +269,7 @@ impl EvcxrBackend {
             }
             Err(EvcxrError::SubprocessTerminated(message)) => {
                 tracing::warn!(%message, "user process ended");
-                let what = format!("The user process ended while the cell ran ({})", message.trim());
+                let what = format!("The user process ended while the cell ran ({}){no_snapshot}", message.trim());
                 Err(cell(lost_state_error("ProcessCrashed", &what, &variables_before)))
             }
             Err(EvcxrError::TypeRedefinedVariablesLost(variables)) => Err(cell(CellError::new(

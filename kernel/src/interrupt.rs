@@ -3,11 +3,12 @@
 //! A compile in progress (cargo, or rustc for a jit function: children of the kernel process)
 //! is killed, and nothing is lost. A running cell is asked to stop through a flag file that
 //! code may check (the `%timeit` harness does, between timed chunks), and gets
-//! [`INTERRUPT_GRACE`]; if it still runs, the user process is killed (evcxr restarts it).
-//! Processes are found in `/proc`.
+//! [`INTERRUPT_GRACE`]; if it still runs, the user process is killed, and its snapshot (taken
+//! before the cell) takes over with every variable (`user_process::snapshot`; without one, evcxr
+//! restarts it). Processes are found in `/proc`.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,8 +22,10 @@ pub struct RunState {
     interrupted: AtomicBool,
     /// The interrupt stopped a compile (cargo), not the user process.
     stopped_compile: AtomicBool,
-    /// The user process.
+    /// The user process evcxr started.
     child: Arc<Mutex<std::process::Child>>,
+    /// The user process now, when a snapshot took over from evcxr's (0: evcxr's).
+    live: AtomicU32,
     /// While it exists, code that checks it (the `%timeit` harness) stops: `RJK_INTERRUPT_FILE`.
     flag: Option<PathBuf>,
 }
@@ -37,6 +40,7 @@ impl RunState {
             interrupted: AtomicBool::new(false),
             stopped_compile: AtomicBool::new(false),
             child,
+            live: AtomicU32::new(0),
             flag: std::env::var_os(INTERRUPT_FILE_VAR).map(PathBuf::from),
         })
     }
@@ -56,9 +60,35 @@ impl RunState {
         self.stopped_compile.load(Ordering::SeqCst)
     }
 
-    /// The user process's pid.
+    /// The user process's pid (the one running now: evcxr's, or a snapshot that took over).
     pub fn child_pid(&self) -> u32 {
-        self.child.lock().unwrap_or_else(|e| e.into_inner()).id()
+        match self.live.load(Ordering::SeqCst) {
+            0 => self.child.lock().unwrap_or_else(|e| e.into_inner()).id(),
+            pid => pid,
+        }
+    }
+
+    /// The user process died and its snapshot `now` took over: reaps `dead` and says how it
+    /// ended.
+    pub fn restored(&self, dead: u32, now: u32) -> crate::crash::Ending {
+        let ending = crate::crash::reap(dead, &self.child);
+        self.live.store(now, Ordering::SeqCst);
+        ending
+    }
+
+    /// Reaps the orphans adopted during the cell (see [`crate::crash::reap_orphans`]).
+    pub fn reap_orphans(&self) {
+        let evcxrs = self.child.lock().unwrap_or_else(|e| e.into_inner()).id();
+        crate::crash::reap_orphans(evcxrs);
+    }
+
+    /// evcxr restarted the user process (it died without a snapshot): reaps the dead one if a
+    /// snapshot had taken over, and follows evcxr's new process.
+    pub fn restarted(&self) {
+        let pid = self.live.swap(0, Ordering::SeqCst);
+        if pid != 0 {
+            crate::crash::reap(pid, &self.child);
+        }
     }
 }
 
@@ -108,8 +138,7 @@ impl Interrupter for ProcessInterrupter {
             return false;
         }
         self.state.interrupted.store(true, Ordering::SeqCst);
-        let user_pid = self.state.child.lock().unwrap().id();
-        if kill_children_except(std::process::id(), user_pid) > 0 {
+        if kill_compiles(std::process::id()) > 0 {
             self.state.stopped_compile.store(true, Ordering::SeqCst);
             return true;
         }
@@ -129,35 +158,76 @@ impl Interrupter for ProcessInterrupter {
             }
             let running = state.running.lock().unwrap();
             if *running && state.generation.load(Ordering::SeqCst) == generation {
-                let _ = state.child.lock().unwrap().kill();
+                state.kill_user_process();
             }
         });
         true
     }
 
     fn terminate(&self) {
-        let user_pid = self.state.child.lock().unwrap().id();
-        kill_children_except(std::process::id(), user_pid);
-        let _ = self.state.child.lock().unwrap().kill();
+        kill_children_except(std::process::id(), self.state.child_pid());
+        self.state.kill_user_process();
     }
 }
 
-/// Parent pid of `pid`, from /proc.
-fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name is in parentheses and may contain spaces: parse after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(1)?.parse().ok()
+impl RunState {
+    fn kill_user_process(&self) {
+        match self.live.load(Ordering::SeqCst) {
+            0 => {
+                let _ = self.child.lock().unwrap_or_else(|e| e.into_inner()).kill();
+            }
+            // SAFETY: our (adopted) child, not reaped until `restored`/`restarted` says so.
+            pid => unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            },
+        }
+    }
+}
+
+/// A process as `/proc/<pid>/stat` has it.
+pub struct Proc {
+    pub pid: u32,
+    pub parent: u32,
+    pub name: String,
+    /// A zombie: dead, not reaped yet.
+    pub zombie: bool,
+}
+
+/// Every process of the machine this process can see.
+pub fn processes() -> Vec<Proc> {
+    let pids: Vec<u32> = std::fs::read_dir("/proc")
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
+        .unwrap_or_default();
+    pids.into_iter()
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // The command name is in parentheses and may contain spaces: parse after the last ')'.
+            let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+            let mut rest = stat[close + 1..].split_whitespace();
+            let state = rest.next()?;
+            let parent = rest.next()?.parse().ok()?;
+            Some(Proc { pid, parent, name: stat[open + 1..close].to_string(), zombie: state == "Z" })
+        })
+        .collect()
+}
+
+/// Kills the compiles in progress: the live `cargo` and `rustc` children of `parent` (not the
+/// user process, nor the orphans this process adopts, e.g. mold's helper), with all their
+/// descendants. Returns how many there were.
+fn kill_compiles(parent: u32) -> usize {
+    let compiles: Vec<u32> = processes().iter().filter(|p| p.parent == parent && !p.zombie && (p.name == "cargo" || p.name == "rustc")).map(|p| p.pid).collect();
+    kill_with_descendants(compiles)
 }
 
 /// Kills every child of `parent` except `keep`, with all their descendants. Returns how many
 /// children were killed.
 fn kill_children_except(parent: u32, keep: u32) -> usize {
-    let pids: Vec<u32> = std::fs::read_dir("/proc")
-        .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
-        .unwrap_or_default();
-    let parents: Vec<(u32, u32)> = pids.iter().filter_map(|&p| Some((p, parent_of(p)?))).collect();
-    let mut doomed: Vec<u32> = parents.iter().filter(|(p, pp)| *pp == parent && *p != keep).map(|(p, _)| *p).collect();
+    let children = processes().iter().filter(|p| p.parent == parent && p.pid != keep).map(|p| p.pid).collect();
+    kill_with_descendants(children)
+}
+
+fn kill_with_descendants(mut doomed: Vec<u32>) -> usize {
+    let parents: Vec<(u32, u32)> = processes().iter().map(|p| (p.pid, p.parent)).collect();
     let children = doomed.len();
     let mut i = 0;
     while i < doomed.len() {

@@ -10,6 +10,7 @@ use rust_jit_kernel::{prepare, shared};
 use rust_jit_kernel::install::{self, Location};
 use rust_jit_kernel::backend::{Interrupter, LateInterrupter};
 use rust_jit_kernel::unavailable::Unavailable;
+use rust_jit_kernel::input::Input;
 use rust_jit_kernel::{host_stderr, transport};
 use std::sync::Arc;
 
@@ -70,8 +71,11 @@ impl Where {
 }
 
 fn main() -> ExitCode {
-    // evcxr runs this same binary as the process that holds the user's variables (and as a
-    // rustc wrapper); in those roles this call never returns.
+    // evcxr runs this same binary as the process that holds the user's variables (our own loop,
+    // with snapshots and stdin) and as a rustc wrapper; in those roles these calls never return.
+    if rust_jit_kernel::user_process::is_user_process() {
+        rust_jit_kernel::user_process::run();
+    }
     evcxr::runtime_hook();
     rust_jit_kernel::exports::keep();
 
@@ -189,6 +193,8 @@ fn run_kernel(connection_file: &PathBuf) -> anyhow::Result<()> {
 
     let info_reply = kernel_info(&version);
     let (outbox, outgoing) = transport::outbox();
+    let input = Input::new(outbox.clone());
+    let engine_input = input.clone();
     let (shell_tx, shell_rx) = std::sync::mpsc::channel();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
 
@@ -199,12 +205,12 @@ fn run_kernel(connection_file: &PathBuf) -> anyhow::Result<()> {
     let engine_outbox = outbox.clone();
     std::thread::Builder::new().name("engine".into()).spawn(move || {
         let flow = match session {
-            Ok((workspace, toolchain, caches, notice)) => setup::start_session(Some(host), &caches, &workspace, &toolchain).map(|(mut backend, session_interrupter)| {
+            Ok((workspace, toolchain, caches, notice)) => setup::start_session(Some(host), &caches, &workspace, &toolchain, engine_input.clone()).map(|(mut backend, session_interrupter)| {
                 engine_interrupter.set(session_interrupter);
                 if let Some(notice) = notice {
                     backend.notify_once(notice);
                 }
-                Shell::new(backend, engine_outbox).run(shell_rx)
+                Shell::new(backend, engine_outbox).with_input(engine_input).run(shell_rx)
             }),
             Err(unavailable) => Ok(Shell::new(unavailable, engine_outbox).run(shell_rx)),
         };
@@ -214,7 +220,7 @@ fn run_kernel(connection_file: &PathBuf) -> anyhow::Result<()> {
     let control = Control::new(outbox, interrupter.clone(), info_reply);
     let session_id = uuid_like();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let flow = runtime.block_on(transport::serve(&info, &session_id, outgoing, shell_tx, control, done_rx));
+    let flow = runtime.block_on(transport::serve(&info, &session_id, outgoing, shell_tx, control, input, done_rx));
     interrupter.terminate();
     let flow = flow?;
     tracing::info!(?flow, "kernel shutting down");

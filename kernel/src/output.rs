@@ -11,13 +11,19 @@
 //!   the kernel can report the cell as failed (evcxr catches the unwind and would otherwise
 //!   report success). Rust's default report on stderr (`thread '<name>' (TID) panicked at
 //!   ...`, TID the user process's main thread) is recognised too, for a cell that replaced the
-//!   hook. Panics on other threads stay ordinary stderr.
+//!   hook. Panics on other threads stay ordinary stderr;
+//! - what the user process says about itself (`user_process`): a snapshot took over
+//!   (`RJK_RESTORED`), a cell ran without one (`RJK_NO_SNAPSHOT`), the end of a prompt's line
+//!   before an input request (taken out; the prompt stays on its line); and Rust's last words
+//!   on stderr before a process dies ([`LastWords`]).
 
 use std::time::Duration;
 
 use crossbeam_channel::{never, select, Receiver};
 
 use crate::backend::{LiveOutput, MimeBundle, OutputSink};
+pub use crate::crash::LastWords;
+use crate::user_process::{stdin::PROMPT_END, NO_SNAPSHOT, RESTORED};
 
 /// How long stderr must stay quiet after a cell ends before its output is complete.
 /// (The child's stderr is read by another thread; the panic text is written before the
@@ -75,12 +81,25 @@ pub struct OutputPump<'a> {
     panic: Option<Panic>,
     /// An empty stderr line held back: the panic hook writes one before its report.
     pending_blank: bool,
+    report: Report,
+}
+
+/// What the pump learned about the cell, besides its output.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Report {
+    /// A panic on the cell's thread.
+    pub panic: Option<Panic>,
+    /// The process that ran the cell died (the first pid); its snapshot (the second) took over.
+    pub restored: Option<(u32, u32)>,
+    /// The cell ran without a snapshot, and why.
+    pub no_snapshot: Option<String>,
+    pub last_words: LastWords,
 }
 
 impl<'a> OutputPump<'a> {
     /// `main_tid`: the thread id of the user process's main thread (its pid).
     pub fn new(sink: OutputSink<'a>, main_tid: Option<u32>) -> Self {
-        OutputPump { sink, main_tid, stdout: String::new(), stderr: String::new(), display: None, state: PanicState::None, panic: None, pending_blank: false }
+        OutputPump { sink, main_tid, stdout: String::new(), stderr: String::new(), display: None, state: PanicState::None, panic: None, pending_blank: false, report: Report::default() }
     }
 
     pub fn stdout_line(&mut self, line: &str) {
@@ -95,6 +114,15 @@ impl<'a> OutputPump<'a> {
         } else if let Some(report) = line.strip_prefix(PANIC) {
             let (location, message) = report.split_once('\t').unwrap_or(("", report));
             self.panic = Some(Panic { location: location.to_string(), message: unescape(message) });
+        } else if let Some(pids) = line.strip_prefix(RESTORED) {
+            let mut pids = pids.split(' ').filter_map(|p| p.parse::<u32>().ok());
+            if let (Some(dead), Some(now)) = (pids.next(), pids.next()) {
+                self.report.restored = Some((dead, now));
+            }
+        } else if let Some(why) = line.strip_prefix(NO_SNAPSHOT) {
+            self.report.no_snapshot = Some(why.to_string());
+        } else if let Some(prompt) = line.strip_suffix(PROMPT_END) {
+            self.stdout.push_str(prompt);
         } else if let Some(mime) = line.strip_prefix(BEGIN_DISPLAY) {
             self.display = Some((mime.trim().to_string(), Vec::new()));
         } else if let Some(rest) = line.strip_prefix(CLEAR_OUTPUT).filter(|r| r.is_empty() || *r == " wait") {
@@ -107,6 +135,7 @@ impl<'a> OutputPump<'a> {
     }
 
     pub fn stderr_line(&mut self, line: &str) {
+        self.report.last_words.hear(line);
         match self.state {
             PanicState::None => {
                 if line.is_empty() && !self.pending_blank {
@@ -162,8 +191,8 @@ impl<'a> OutputPump<'a> {
     }
 
     /// Flushes everything (an unterminated display is shown as plain stdout) and returns
-    /// the panic, if the cell panicked.
-    pub fn finish(mut self) -> Option<Panic> {
+    /// what the pump learned (the panic, if the cell panicked).
+    pub fn finish(mut self) -> Report {
         if std::mem::take(&mut self.pending_blank) {
             self.stderr.push('\n');
         }
@@ -175,7 +204,7 @@ impl<'a> OutputPump<'a> {
             }
         }
         self.flush();
-        self.panic.take()
+        Report { panic: self.panic.take(), ..self.report }
     }
 }
 
@@ -206,7 +235,7 @@ pub fn pump_output(
     stderr: &Receiver<String>,
     host: &Receiver<String>,
     done: &Receiver<()>,
-) -> Option<Panic> {
+) -> Report {
     let mut pump = OutputPump::new(sink, main_tid);
     let (mut out_rx, mut err_rx, mut host_rx) = (stdout.clone(), stderr.clone(), host.clone());
     let mut finishing = false;
@@ -262,8 +291,25 @@ mod tests {
         for l in stderr {
             pump.stderr_line(l);
         }
-        let panic = pump.finish();
+        let panic = pump.finish().panic;
         (seen.into_inner().unwrap(), panic)
+    }
+
+    #[test]
+    fn what_the_user_process_says_about_itself() {
+        let seen = Mutex::new(Vec::new());
+        let sink = |o: LiveOutput| seen.lock().unwrap().push(o);
+        let mut pump = OutputPump::new(&sink, Some(77));
+        pump.stdout_line(&format!("Name: {PROMPT_END}"));
+        pump.stdout_line(&format!("{NO_SNAPSHOT}cuda"));
+        pump.stderr_line("thread 'main' (77) has overflowed its stack");
+        pump.stdout_line(&format!("{RESTORED}77 78"));
+        let report = pump.finish();
+        assert_eq!(report.restored, Some((77, 78)));
+        assert_eq!(report.no_snapshot.as_deref(), Some("cuda"));
+        assert!(report.last_words.stack_overflow);
+        let seen = seen.into_inner().unwrap();
+        assert_eq!(seen[0], LiveOutput::Stdout("Name: ".into()));
     }
 
     #[test]

@@ -21,9 +21,19 @@ fn wanted_threads() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
+static POOL: Mutex<Option<Arc<rayon::ThreadPool>>> = Mutex::new(None);
+
+/// In a forked copy of the process (a snapshot taking over, `user_process::snapshot`): the pool's
+/// threads are not there, so the next call builds a new pool. The old one is leaked, not dropped
+/// (dropping would signal threads that do not exist).
+pub fn after_fork() {
+    // The lock was free at the fork: only the forking thread takes it.
+    let old = POOL.lock().unwrap_or_else(|e| e.into_inner()).take();
+    std::mem::forget(old);
+}
+
 /// The pool for the next parallel call, rebuilt when the wanted size changed.
 fn pool() -> Arc<rayon::ThreadPool> {
-    static POOL: Mutex<Option<Arc<rayon::ThreadPool>>> = Mutex::new(None);
     let wanted = wanted_threads();
     let mut slot = POOL.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(pool) = slot.as_ref().filter(|p| p.current_num_threads() == wanted) {

@@ -42,7 +42,7 @@ pub fn build(cache: &Path, toolchain: &Toolchain, notebooks: &[PathBuf]) -> anyh
     let cells: Vec<Vec<String>> = notebooks.iter().map(|path| code_cells(path)).collect::<anyhow::Result<_>>()?;
     let caches = Caches::own_only(cache);
     let workspace = setup::prepare_environment(&caches, toolchain)?;
-    let (mut backend, _) = setup::start_session(None, &caches, &workspace, toolchain)?;
+    let (mut backend, _) = setup::start_session(None, &caches, &workspace, toolchain, no_input())?;
     let failed = |e: CellError| anyhow::anyhow!("{}: {}", e.ename, e.evalue);
     // A plain cell, then one that brings in the runtime (cargo builds ndarray and rayon), then
     // the release build of the runtime that jit functions link.
@@ -56,7 +56,7 @@ pub fn build(cache: &Path, toolchain: &Toolchain, notebooks: &[PathBuf]) -> anyh
     // starts with `:dep` needs its build without the runtime in the session, as learners have it.
     let mut runs = Vec::new();
     for (path, cells) in notebooks.iter().zip(cells) {
-        let (backend, _) = setup::start_session(None, &caches, &workspace, toolchain)?;
+        let (backend, _) = setup::start_session(None, &caches, &workspace, toolchain, no_input())?;
         let recorder = Arc::new(Errors::default());
         let mut shell = Shell::new(backend, recorder.clone());
         let mut run = NotebookRun { path: path.clone(), cells: cells.len(), failed: Vec::new() };
@@ -129,4 +129,15 @@ mod tests {
         assert!(code_cells(&dir.join("missing.ipynb")).is_err());
         let _ = std::fs::remove_dir_all(dir);
     }
+}
+
+/// Prepared notebooks run without a frontend: a cell that reads stdin gets end-of-file.
+fn no_input() -> Arc<crate::input::Input> {
+    crate::input::Input::new(Arc::new(Discard))
+}
+
+struct Discard;
+
+impl Outbox for Discard {
+    fn send(&self, _: Channel, _: JupyterMessage) {}
 }

@@ -156,9 +156,10 @@ pub fn start_session(
     caches: &Caches,
     workspace: &Workspace,
     toolchain: &Toolchain,
+    input: std::sync::Arc<crate::input::Input>,
 ) -> anyhow::Result<(crate::jit::JitBackend<crate::evcxr_backend::EvcxrBackend>, std::sync::Arc<dyn crate::backend::Interrupter>)> {
     let runtime = crate::jit::runtime::write_sources(caches)?;
     let compiler = crate::jit::JitCompiler::new(caches, &runtime, toolchain);
-    let (evcxr, interrupter) = crate::evcxr_backend::EvcxrBackend::start(host, &workspace.build, &workspace.lib_dirs, &workspace.cargo_home)?;
+    let (evcxr, interrupter) = crate::evcxr_backend::EvcxrBackend::start(host, &workspace.build, &workspace.lib_dirs, &workspace.cargo_home, input)?;
     Ok((crate::jit::JitBackend::new(evcxr, compiler, runtime), interrupter))
 }

@@ -68,13 +68,14 @@ pub async fn serve(
     mut outgoing: UnboundedReceiver<(Channel, JupyterMessage)>,
     shell_requests: Sender<JupyterMessage>,
     control: Control,
+    input: Arc<crate::input::Input>,
     engine_done: tokio::sync::oneshot::Receiver<anyhow::Result<Flow>>,
 ) -> anyhow::Result<Flow> {
     let control = Arc::new(control);
     let mut heartbeat = create_kernel_heartbeat_connection(info).await?;
     let (mut shell_out, mut shell_in) = create_kernel_shell_connection(info, session).await?.split();
     let (mut control_out, mut control_in) = create_kernel_control_connection(info, session).await?.split();
-    let mut stdin = create_kernel_stdin_connection(info, session).await?;
+    let stdin = create_kernel_stdin_connection(info, session).await?;
     let mut iopub = create_kernel_iopub_xpub_connection(info, session).await?;
     tracing::info!(shell = info.shell_port, iopub = info.iopub_port, "kernel sockets bound");
 
@@ -110,10 +111,19 @@ pub async fn serve(
         }
     });
 
+    // The stdin socket: replies to input requests go to `input`; requests go out from the loop
+    // below (a socket's halves: reading here, sending there).
+    let (mut stdin_out, mut stdin_in) = stdin.split();
     tokio::spawn(async move {
-        // Nothing reads from stdin yet (input is not requested); drain and log.
-        while let Ok(message) = stdin.read().await {
-            tracing::debug!(msg_type = message.header.msg_type, "stdin message ignored");
+        loop {
+            match read_request(&mut stdin_in).await {
+                Read::Message(message) => input.received(&message),
+                Read::Dropped(error) => tracing::warn!(%error, "stdin: message dropped"),
+                Read::Failed(error) => {
+                    tracing::error!(%error, "stdin socket failed");
+                    break;
+                }
+            }
         }
     });
 
@@ -145,6 +155,7 @@ pub async fn serve(
                     Channel::Shell => shell_out.send(message).await,
                     Channel::Control => control_out.send(message).await,
                     Channel::IOPub => iopub.send(message).await,
+                    Channel::Stdin => stdin_out.send(message).await,
                     other => { tracing::warn!(?other, "no socket for channel"); Ok(()) }
                 };
                 if let Err(error) = sent {

@@ -19,6 +19,7 @@ pub use ndarray;
 pub use rayon;
 
 pub mod cuda;
+pub mod input;
 pub mod ops;
 pub mod par;
 mod pool;

@@ -77,9 +77,15 @@ fn open_gpu() -> Result<Gpu, String> {
     }
 }
 
+static GPU: OnceLock<Result<Gpu, String>> = OnceLock::new();
+
+/// Whether this process has a CUDA context (which `fork` cannot copy).
+pub fn has_context() -> bool {
+    matches!(GPU.get(), Some(Ok(_)))
+}
+
 /// The process's GPU, opened on first use, bound to the calling thread.
 fn gpu() -> Result<&'static Gpu, String> {
-    static GPU: OnceLock<Result<Gpu, String>> = OnceLock::new();
     let gpu = GPU.get_or_init(open_gpu).as_ref().map_err(Clone::clone)?;
     // SAFETY: the context is alive (retained).
     unsafe { cu::ctx::set_current(gpu.context) }.map_err(|e| driver_error("cuCtxSetCurrent", e))?;

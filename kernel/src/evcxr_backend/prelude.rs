@@ -54,9 +54,23 @@ pub const RUNTIME_ERRORS: [&str; 1] = ["CudaError"];
 
 /// Installed in the user process (and again after it restarts): a panic on the cell's thread
 /// is reported on stdout as one `RJK_PANIC location<TAB>message` line, which arrives in order
-/// with the cell's output; panics on other threads print as Rust prints them.
+/// with the cell's output; panics on other threads print as Rust prints them. And the user
+/// process learns how to flush the cells' stdout (`libstd.so`'s, not its own), which it does
+/// before a snapshot and before asking for input (`user_process::stdin`).
 pub const PANIC_HOOK: &str = r#"
 {
+    extern "C" fn rjk_flush_cells_stdout() {
+        use ::std::io::Write;
+        let _ = ::std::io::stdout().flush();
+    }
+    unsafe extern "C" {
+        fn dlsym(handle: *mut ::std::ffi::c_void, symbol: *const ::std::ffi::c_char) -> *mut ::std::ffi::c_void;
+    }
+    let register = unsafe { dlsym(::std::ptr::null_mut(), c"rjk_set_stdout_flush".as_ptr()) };
+    if !register.is_null() {
+        let register: extern "C" fn(extern "C" fn()) = unsafe { ::std::mem::transmute(register) };
+        register(rjk_flush_cells_stdout);
+    }
     let main_thread = ::std::thread::current().id();
     ::std::panic::set_hook(Box::new(move |info| {
         let payload = info.payload();

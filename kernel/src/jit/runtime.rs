@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use crate::cache::{self, Caches};
 
 /// The runtime's sources, written to the cache for evcxr's cargo to build as a path dependency.
-const RUNTIME_FILES: [(&str, &str); 7] = [
+const RUNTIME_FILES: [(&str, &str); 8] = [
     ("Cargo.toml", include_str!("../../../jit/runtime/Cargo.toml")),
     ("src/cuda.rs", include_str!("../../../jit/runtime/src/cuda.rs")),
+    ("src/input.rs", include_str!("../../../jit/runtime/src/input.rs")),
     ("src/lib.rs", include_str!("../../../jit/runtime/src/lib.rs")),
     ("src/ops.rs", include_str!("../../../jit/runtime/src/ops.rs")),
     ("src/par.rs", include_str!("../../../jit/runtime/src/par.rs")),

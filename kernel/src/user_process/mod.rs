@@ -1,0 +1,117 @@
+//! The user process: the role evcxr starts this binary in (`EVCXR_IS_RUNTIME` set) to hold the
+//! learner's variables and run each compiled cell. It speaks evcxr's protocol (a
+//! `LOAD_AND_RUN <so> <fn>` line in, `EVCXR_EXECUTION_COMPLETE` out when the cell's function
+//! returns) in place of evcxr's own loop, for two things evcxr's loop cannot do:
+//!
+//! - **Snapshots** ([`snapshot`]): before a cell's code runs, the process forks; the copy
+//!   waits, the original runs the cell. When the cell ends, the copy goes. When the process
+//!   running the cell dies (segfault, abort, stack overflow, `process::exit`, SIGKILL from the
+//!   out-of-memory killer or an interrupt), the copy takes over as the user process, with every
+//!   variable as it was before the cell, and says so on stdout ([`RESTORED`]); evcxr sees a
+//!   cell that panicked and keeps its state.
+//! - **stdin** ([`stdin`]): commands arrive on a copy of fd 0 made at start; the cells' own
+//!   stdin reads (fd 0) become input requests that evcxr forwards to the kernel.
+
+pub mod snapshot;
+pub mod stdin;
+
+use std::ffi::{c_void, CString};
+
+/// The variable evcxr sets in the environment of the process it starts as the user process.
+const EVCXR_IS_RUNTIME: &str = "EVCXR_IS_RUNTIME";
+/// evcxr's end-of-cell line.
+const EXECUTION_COMPLETE: &str = "EVCXR_EXECUTION_COMPLETE";
+/// evcxr's line for "the cell panicked": it keeps the variables from before the cell.
+const PANIC_NOTIFICATION: &str = "EVCXR_PANIC_NOTIFICATION";
+
+/// `RJK_RESTORED <dead pid> <new pid>` on stdout: the process that ran the cell died and its
+/// snapshot, process `<new pid>`, is the user process now (written just before the end of the
+/// cell).
+pub const RESTORED: &str = "RJK_RESTORED ";
+/// `RJK_NO_SNAPSHOT <why>` on stdout: the cell runs without a snapshot (a CUDA context cannot
+/// be copied by `fork`; or `fork` failed).
+pub const NO_SNAPSHOT: &str = "RJK_NO_SNAPSHOT ";
+
+/// Whether this process was started as the user process.
+pub fn is_user_process() -> bool {
+    std::env::var_os(EVCXR_IS_RUNTIME).is_some()
+}
+
+/// Writes `text` to fd 1 directly (not through either copy of std's stdout, whose lock a
+/// thread that did not survive a fork may hold).
+fn say(text: &str) {
+    let mut bytes = text.as_bytes();
+    while !bytes.is_empty() {
+        // SAFETY: writing from a live buffer.
+        let n = unsafe { libc::write(1, bytes.as_ptr().cast(), bytes.len()) };
+        if n < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+        bytes = &bytes[n as usize..];
+    }
+}
+
+/// Serves evcxr until it closes the command pipe. Never returns.
+pub fn run() -> ! {
+    stdin::take_commands();
+    let mut store: *mut c_void = std::ptr::null_mut();
+    while let Some(line) = stdin::command() {
+        let Some((so, name)) = line.strip_prefix("LOAD_AND_RUN ").and_then(|rest| rest.rsplit_once(' ')) else {
+            // A reply to an input request that came after its cell ended (an interrupt).
+            continue;
+        };
+        let user_fn = match load(so, name) {
+            Ok(f) => f,
+            Err(error) => {
+                eprintln!("While processing instruction `{line}`, got error: {error}");
+                std::process::exit(99);
+            }
+        };
+        match snapshot::take() {
+            snapshot::Taken::Running(guard) => {
+                store = user_fn(store);
+                drop(guard);
+            }
+            snapshot::Taken::Off(why) => {
+                say(&format!("{NO_SNAPSHOT}{why}\n"));
+                store = user_fn(store);
+            }
+            snapshot::Taken::Restored { dead } => {
+                // This process is the snapshot: the cell's process died. Everything is as it
+                // was before the cell; evcxr is told the cell panicked.
+                say(&format!("{RESTORED}{dead} {}\n{PANIC_NOTIFICATION}\n", std::process::id()));
+            }
+        }
+        say(&format!("{EXECUTION_COMPLETE}\n"));
+    }
+    std::process::exit(0);
+}
+
+type UserFn = extern "C" fn(*mut c_void) -> *mut c_void;
+
+/// Loads a cell's shared object (never unloaded: its thread-locals' destructors may run at
+/// exit) and finds its function.
+fn load(so: &str, name: &str) -> Result<UserFn, String> {
+    let path = CString::new(so).map_err(|e| e.to_string())?;
+    let symbol = CString::new(name).map_err(|e| e.to_string())?;
+    let dl_error = || {
+        // SAFETY: dlerror returns a thread-local C string or null.
+        let e = unsafe { libc::dlerror() };
+        if e.is_null() { "unknown dlopen error".to_string() } else { unsafe { std::ffi::CStr::from_ptr(e) }.to_string_lossy().into_owned() }
+    };
+    // SAFETY: loading a shared object evcxr just built; its constructors run.
+    let handle = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_LAZY | libc::RTLD_LOCAL) };
+    if handle.is_null() {
+        return Err(dl_error());
+    }
+    // SAFETY: looking up a symbol in the library just opened.
+    let f = unsafe { libc::dlsym(handle, symbol.as_ptr()) };
+    if f.is_null() {
+        return Err(dl_error());
+    }
+    // SAFETY: evcxr generates this function with this signature.
+    Ok(unsafe { std::mem::transmute::<*mut c_void, UserFn>(f) })
+}

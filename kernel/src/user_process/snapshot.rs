@@ -1,0 +1,110 @@
+//! Copy-on-write snapshots of the user process, one per running cell.
+//!
+//! [`take`] forks just before the cell's function runs. The original process runs the cell;
+//! the copy (the snapshot) blocks reading a pipe whose only writer is the original. When the
+//! cell ends, the original kills the copy ([`Running`]'s drop; it is reaped at the next cell,
+//! so the cell does not wait for it). When the original dies, the pipe reads end-of-file and
+//! the copy returns [`Taken::Restored`]: it is now the user process. The kernel is a child
+//! subreaper (`setup`), so the copy, orphaned, becomes the kernel's child, and the kernel can
+//! learn how the original ended (`waitpid`).
+//!
+//! What a copy does not have: the other threads (only the forking thread survives a fork). The
+//! session's thread pool is rebuilt on first use ([`crate::pool::after_fork`]); a cell's own
+//! threads are gone. Open files and sockets are shared by both copies. A CUDA context cannot
+//! be forked: while the process has one, cells run without snapshots.
+//!
+//! Memory: the copy shares every page with the original until one of them writes it; the cost
+//! of a fork is copying page tables (see `bench/snapshot_bench.py`).
+
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// What [`take`] gave.
+pub enum Taken {
+    /// A snapshot waits; run the cell, then drop this.
+    Running(Running),
+    /// No snapshot (the reason, for the kernel): run the cell as evcxr would.
+    Off(String),
+    /// This process is the snapshot, and the process that ran the cell (`dead`) has died.
+    Restored { dead: u32 },
+}
+
+/// The snapshot of a running cell.
+pub struct Running {
+    pid: libc::pid_t,
+    pipe: libc::c_int,
+}
+
+/// The last snapshot killed, to be reaped before the next fork.
+static KILLED: AtomicI32 = AtomicI32::new(0);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child and closing our end of its pipe.
+        unsafe {
+            libc::kill(self.pid, libc::SIGKILL);
+            libc::close(self.pipe);
+        }
+        KILLED.store(self.pid, Ordering::SeqCst);
+    }
+}
+
+/// Reaps the snapshot killed after the last cell (long gone by now, normally).
+fn reap_killed() {
+    let pid = KILLED.swap(0, Ordering::SeqCst);
+    if pid > 0 {
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+    }
+}
+
+/// Forks a snapshot (see the module's documentation).
+pub fn take() -> Taken {
+    if crate::cuda::driver::has_context() {
+        return Taken::Off("cuda".to_string());
+    }
+    reap_killed();
+    // What the cells printed and did not flush yet would be printed twice (once by each copy).
+    super::stdin::flush_cell_stdout();
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into `fds`.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Taken::Off(format!("pipe: {}", std::io::Error::last_os_error()));
+    }
+    let [read_end, write_end] = fds;
+    let original = std::process::id();
+    // SAFETY: the child only reads a pipe until the parent is gone or kills it; then it carries
+    // on as the single-threaded copy this module describes.
+    match unsafe { libc::fork() } {
+        -1 => {
+            let error = std::io::Error::last_os_error();
+            // SAFETY: closing the descriptors we just made.
+            unsafe {
+                libc::close(read_end);
+                libc::close(write_end);
+            }
+            Taken::Off(format!("fork: {error}"))
+        }
+        0 => {
+            // SAFETY: our copies of the pipe's descriptors.
+            unsafe { libc::close(write_end) };
+            let mut byte = 0u8;
+            loop {
+                // SAFETY: reading one byte into a local.
+                let n = unsafe { libc::read(read_end, (&mut byte as *mut u8).cast(), 1) };
+                if n == 0 || (n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted) {
+                    break;
+                }
+            }
+            // SAFETY: our descriptor.
+            unsafe { libc::close(read_end) };
+            crate::pool::after_fork();
+            Taken::Restored { dead: original }
+        }
+        pid => {
+            // SAFETY: the child's end.
+            unsafe { libc::close(read_end) };
+            Taken::Running(Running { pid, pipe: write_end })
+        }
+    }
+}
