@@ -106,7 +106,7 @@ mod tests {
         assert_eq!(input.read("Name: ", false, &|| false), Answer::Line("Ada".into()));
         let sent = sent.0.lock().unwrap();
         assert_eq!(sent.len(), 1);
-        assert_eq!(sent[0].0, Channel::Stdin);
+        assert!(matches!(sent[0].0, Channel::Stdin));
         assert_eq!(sent[0].1.parent_header.as_ref().map(|h| h.msg_id.clone()), Some(parent.header.msg_id.clone()));
         match &sent[0].1.content {
             JupyterMessageContent::InputRequest(r) => assert_eq!((r.prompt.as_str(), r.password), ("Name: ", false)),

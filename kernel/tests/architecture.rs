@@ -54,9 +54,12 @@ fn only_the_transport_knows_zeromq() {
 
 #[test]
 fn only_the_evcxr_backend_knows_evcxr() {
-    // `main` hands the process to `evcxr::runtime_hook()` first thing (the user process role).
-    let allowed = ["kernel/src/evcxr_backend", "kernel/src/main.rs"];
+    // `main` hands the process to `evcxr::runtime_hook()` first thing (the rustc wrapper role).
+    let allowed = ["kernel/src/evcxr_backend", "kernel/src/main.rs", "kernel/src/user_process"];
     assert_eq!(offenders("kernel/src", &["evcxr::", "EVCXR_", "CommandContext"], &allowed), Vec::<String>::new());
+    // The user process replaces evcxr's runtime loop: it speaks evcxr's line protocol (its
+    // `EVCXR_` lines), without the crate.
+    assert_eq!(offenders("kernel/src/user_process", &["evcxr::", "CommandContext"], &[]), Vec::<String>::new());
     let main = std::fs::read_to_string(workspace().join("kernel/src/main.rs")).unwrap();
     assert_eq!(code("kernel/src/main.rs", &main).matches("evcxr::").count(), 1, "main uses evcxr only for runtime_hook");
 }
