@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from kernel_client import BINARY, KERNEL_NAME, LESSON, ROOT, Cell, Kernel, execute_lesson, install  # noqa: E402
 
-__all__ = ["BINARY", "KERNEL_NAME", "LESSON", "ROOT", "Cell", "Kernel", "execute_lesson", "fresh_install", "kernel", "machine"]
+__all__ = ["BINARY", "KERNEL_NAME", "LESSON", "ROOT", "Cell", "Kernel", "execute_lesson", "fresh_install", "kernel", "kernel_pid", "machine", "rss_mib"]
 
 CELL_TIMEOUT = 600  # s: a cold jit compile or `:dep` build in a benchmark may take minutes
 
@@ -39,3 +39,27 @@ def kernel(name: str = KERNEL_NAME) -> Kernel:
     """A started kernel whose requests wait up to CELL_TIMEOUT; `with kernel() as k:` shuts it down.
     `k.ok(code)` raises on an error; its `seconds` run from execute_request sent to idle received."""
     return Kernel(name, timeout=CELL_TIMEOUT)
+
+
+def kernel_pid(k: Kernel) -> int:
+    """The kernel process's pid."""
+    km = k.km
+    return km.provisioner.pid if hasattr(km.provisioner, "pid") else km.kernel.pid
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process and all its descendants."""
+    total = 0
+    pids = [pid]
+    while pids:
+        p = pids.pop()
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                pids.extend(int(c) for c in f.read().split())
+        except FileNotFoundError:
+            pass
+    return total / 1024

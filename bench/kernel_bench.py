@@ -11,27 +11,9 @@ import statistics
 import sys
 import time
 
-from benchlib import fresh_install, kernel, machine
+from benchlib import fresh_install, kernel, kernel_pid, machine, rss_mib
 
 fresh_install("kernel-bench")
-
-
-def rss_mib(pid: int) -> float:
-    """Resident memory of a process and all its descendants."""
-    total = 0
-    pids = [pid]
-    while pids:
-        p = pids.pop()
-        try:
-            with open(f"/proc/{p}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-            with open(f"/proc/{p}/task/{p}/children") as f:
-                pids.extend(int(c) for c in f.read().split())
-        except FileNotFoundError:
-            pass
-    return total / 1024
 
 
 def bench(kernel_name: str, rounds: int = 20) -> dict:
@@ -39,9 +21,7 @@ def bench(kernel_name: str, rounds: int = 20) -> dict:
     t0 = time.perf_counter()
     with kernel(kernel_name) as k:
         first_result = k.ok("1 + 1").reply_at - t0
-        km = k.km
-        pid = km.provisioner.pid if hasattr(km.provisioner, "pid") else km.kernel.pid
-        rss = rss_mib(pid)
+        rss = rss_mib(kernel_pid(k))
         times = [k.ok("1 + 1").reply_seconds for _ in range(rounds)]
     return {
         "kernel": kernel_name,

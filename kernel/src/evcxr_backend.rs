@@ -217,8 +217,10 @@ impl EvcxrBackend {
         // The process that ran the cell died, and its snapshot took over: nothing was lost.
         let ending = report.restored.map(|(dead, now)| self.state.restored(dead, now));
         self.state.reap_orphans();
-        let no_snapshot = match report.no_snapshot.as_deref() {
+        let off = crate::user_process::snapshot::off().then_some(crate::user_process::snapshot::OFF);
+        let no_snapshot = match report.no_snapshot.as_deref().or(off) {
             Some("cuda") => " (no snapshot was taken before the cell: the session uses the GPU, and a CUDA context cannot be copied into one)",
+            Some("off") => " (snapshots are off: RUST_JIT_KERNEL_SNAPSHOTS=off)",
             Some(_) => " (no snapshot could be taken before the cell)",
             None => "",
         };

@@ -6,6 +6,8 @@ use crate::cuda::driver::*;
 #[allow(unused_imports)]
 use crate::pool::*;
 #[allow(unused_imports)]
+use crate::user_process::snapshot::*;
+#[allow(unused_imports)]
 use crate::user_process::stdin::*;
 
 macro_rules! exports {
@@ -39,11 +41,13 @@ mod tests {
         ]
         .concat();
         let cells = include_str!("evcxr_backend/prelude.rs");
+        let bench = include_str!("../../bench/snapshot_bench.py");
         let mut for_runtime = 0;
         for (group, names) in EXPORTS {
             for name in *names {
                 match *group {
                     "interposed" => {}
+                    "bench" => assert!(bench.contains(&format!("\"{name}\"")), "the benchmark never looks up {name}"),
                     "cells" => assert!(cells.contains(&format!("c\"{name}\"")), "the cells never look up {name}"),
                     _ => {
                         assert!(runtime.contains(&format!("c\"{name}\"")), "the runtime never looks up {name}");

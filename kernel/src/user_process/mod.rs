@@ -29,7 +29,8 @@ const PANIC_NOTIFICATION: &str = "EVCXR_PANIC_NOTIFICATION";
 /// cell).
 pub const RESTORED: &str = "RJK_RESTORED ";
 /// `RJK_NO_SNAPSHOT <why>` on stdout: the cell runs without a snapshot (a CUDA context cannot
-/// be copied by `fork`; or `fork` failed).
+/// be copied by `fork`; or `fork` failed). Not for evcxr's own first cell (nothing reads the
+/// cell output evcxr passes on while it starts), nor when snapshots are off (the kernel knows).
 pub const NO_SNAPSHOT: &str = "RJK_NO_SNAPSHOT ";
 
 /// Whether this process was started as the user process.
@@ -58,6 +59,7 @@ fn say(text: &str) {
 pub fn run() -> ! {
     stdin::take_commands();
     let mut store: *mut c_void = std::ptr::null_mut();
+    let mut first = true;
     while let Some(line) = stdin::command() {
         let Some((so, name)) = line.strip_prefix("LOAD_AND_RUN ").and_then(|rest| rest.rsplit_once(' ')) else {
             // A reply to an input request that came after its cell ended (an interrupt).
@@ -76,7 +78,9 @@ pub fn run() -> ! {
                 drop(guard);
             }
             snapshot::Taken::Off(why) => {
-                say(&format!("{NO_SNAPSHOT}{why}\n"));
+                if !first && why != snapshot::OFF {
+                    say(&format!("{NO_SNAPSHOT}{why}\n"));
+                }
                 store = user_fn(store);
             }
             snapshot::Taken::Restored { dead } => {
@@ -86,6 +90,7 @@ pub fn run() -> ! {
             }
         }
         say(&format!("{EXECUTION_COMPLETE}\n"));
+        first = false;
     }
     std::process::exit(0);
 }

@@ -16,7 +16,34 @@
 //! Memory: the copy shares every page with the original until one of them writes it; the cost
 //! of a fork is copying page tables (see `bench/snapshot_bench.py`).
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::time::Instant;
+
+/// `RUST_JIT_KERNEL_SNAPSHOTS=off` (in the kernel's environment, e.g. a kernelspec's `env`): cells
+/// run without snapshots, as in evcxr (a crash restarts the user process, variables lost).
+pub const SNAPSHOTS_VAR: &str = "RUST_JIT_KERNEL_SNAPSHOTS";
+/// [`Taken::Off`]'s reason when [`SNAPSHOTS_VAR`] is `off`.
+pub const OFF: &str = "off";
+
+/// Whether snapshots are off in this process's environment (the kernel's and the user
+/// process's are the same).
+pub fn off() -> bool {
+    std::env::var(SNAPSHOTS_VAR).is_ok_and(|v| v == OFF)
+}
+
+/// What the last cell's snapshot cost this process, in nanoseconds: the fork (and reaping the
+/// snapshot before), and killing it after the cell.
+static LAST_COST_NS: AtomicU64 = AtomicU64::new(0);
+/// When this cell's snapshot was taken, how long that took (ns).
+static TAKE_NS: AtomicU64 = AtomicU64::new(0);
+
+/// The cost of the last cell's snapshot that ended (the cell before the one asking), in
+/// nanoseconds (0: none was taken), for
+/// `bench/snapshot_bench.py`, which reads it from a cell through `dlsym`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rjk_snapshot_cost_ns() -> u64 {
+    LAST_COST_NS.load(Ordering::SeqCst)
+}
 
 /// What [`take`] gave.
 pub enum Taken {
@@ -39,12 +66,14 @@ static KILLED: AtomicI32 = AtomicI32::new(0);
 
 impl Drop for Running {
     fn drop(&mut self) {
+        let started = Instant::now();
         // SAFETY: signalling our own child and closing our end of its pipe.
         unsafe {
             libc::kill(self.pid, libc::SIGKILL);
             libc::close(self.pipe);
         }
         KILLED.store(self.pid, Ordering::SeqCst);
+        LAST_COST_NS.store(TAKE_NS.load(Ordering::SeqCst) + started.elapsed().as_nanos() as u64, Ordering::SeqCst);
     }
 }
 
@@ -60,12 +89,18 @@ fn reap_killed() {
 
 /// Forks a snapshot (see the module's documentation).
 pub fn take() -> Taken {
+    if off() {
+        LAST_COST_NS.store(0, Ordering::SeqCst);
+        return Taken::Off(OFF.to_string());
+    }
     if crate::cuda::driver::has_context() {
+        LAST_COST_NS.store(0, Ordering::SeqCst);
         return Taken::Off("cuda".to_string());
     }
-    reap_killed();
     // What the cells printed and did not flush yet would be printed twice (once by each copy).
     super::stdin::flush_cell_stdout();
+    let started = Instant::now();
+    reap_killed();
     let mut fds = [0; 2];
     // SAFETY: pipe2 writes two descriptors into `fds`.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -104,6 +139,7 @@ pub fn take() -> Taken {
         pid => {
             // SAFETY: the child's end.
             unsafe { libc::close(read_end) };
+            TAKE_NS.store(started.elapsed().as_nanos() as u64, Ordering::SeqCst);
             Taken::Running(Running { pid, pipe: write_end })
         }
     }
