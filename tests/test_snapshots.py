@@ -52,10 +52,12 @@ def test_a_crash_keeps_every_variable(k, kind):
     code, cause = CRASHES[kind]
     if kind == "out_of_memory_rlimit":
         k.ok(RLIMIT_ITEMS)
-    cell = k.run(f'counter += 1;\nlet made_here = 5;\nprintln!("before the crash");\n{code}')
+    cell = k.run(f'fn made_in_{kind}() -> i32 {{ 7 }}\ncounter += 1;\nlet made_here = 5;\nprintln!("before the crash");\n{code}')
     assert_error(cell, "ProcessCrashed", cause, "every variable is kept")
     assert "before the crash" in cell.stdout
     still_all_there(k)
+    # Functions the cell defined are kept, as after a panic.
+    assert k.result(f"made_in_{kind}()") == "7"
     # The cell's own variable is not there: the session is as it was before it.
     assert_error(k.run("made_here"), "CompilationError")
 
@@ -86,6 +88,14 @@ def test_sigkill_from_outside_is_reported_as_the_out_of_memory_killer(k):
     assert user_pid(k) != pid
     assert_error(k.run("std::process::abort();"), "ProcessCrashed", "SIGABRT")
     still_all_there(k)
+
+
+def test_a_process_killed_between_cells_is_replaced_by_its_snapshot(k):
+    pid = user_pid(k)
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.5)
+    still_all_there(k)
+    assert user_pid(k) != pid
 
 
 def test_an_interrupted_endless_loop_keeps_every_variable(k):

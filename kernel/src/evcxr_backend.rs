@@ -215,6 +215,10 @@ impl EvcxrBackend {
             Err(_) => {}
         }
         // The process that ran the cell died, and its snapshot took over: nothing was lost.
+        if let Some((dead, now)) = report.took_over {
+            let ending = self.state.restored(dead, now);
+            tracing::warn!(?ending, "the user process died between cells; its snapshot took over");
+        }
         let ending = report.restored.map(|(dead, now)| self.state.restored(dead, now));
         self.state.reap_orphans();
         let off = crate::user_process::snapshot::off().then_some(crate::user_process::snapshot::OFF);

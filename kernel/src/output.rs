@@ -23,7 +23,8 @@ use crossbeam_channel::{never, select, Receiver};
 
 use crate::backend::{LiveOutput, MimeBundle, OutputSink};
 pub use crate::crash::LastWords;
-use crate::user_process::{stdin::PROMPT_END, NO_SNAPSHOT, RESTORED};
+use crate::user_process::stdin::{unescape, PROMPT_END};
+use crate::user_process::{NO_SNAPSHOT, RESTORED, TOOK_OVER};
 
 /// How long stderr must stay quiet after a cell ends before its output is complete.
 /// (The child's stderr is read by another thread; the panic text is written before the
@@ -55,6 +56,11 @@ fn main_thread_panic(line: &str, main_tid: Option<u32>) -> Option<String> {
         _ => name == "main",
     };
     on_main.then(|| location.trim_end_matches(':').to_string())
+}
+
+fn two_pids(text: &str) -> Option<(u32, u32)> {
+    let mut pids = text.split(' ').filter_map(|p| p.parse::<u32>().ok());
+    Some((pids.next()?, pids.next()?))
 }
 
 /// A panic seen on the cell's main thread.
@@ -91,6 +97,8 @@ pub struct Report {
     pub panic: Option<Panic>,
     /// The process that ran the cell died (the first pid); its snapshot (the second) took over.
     pub restored: Option<(u32, u32)>,
+    /// The same, between cells (the cell itself ran).
+    pub took_over: Option<(u32, u32)>,
     /// The cell ran without a snapshot, and why.
     pub no_snapshot: Option<String>,
     pub last_words: LastWords,
@@ -115,10 +123,9 @@ impl<'a> OutputPump<'a> {
             let (location, message) = report.split_once('\t').unwrap_or(("", report));
             self.panic = Some(Panic { location: location.to_string(), message: unescape(message) });
         } else if let Some(pids) = line.strip_prefix(RESTORED) {
-            let mut pids = pids.split(' ').filter_map(|p| p.parse::<u32>().ok());
-            if let (Some(dead), Some(now)) = (pids.next(), pids.next()) {
-                self.report.restored = Some((dead, now));
-            }
+            self.report.restored = two_pids(pids);
+        } else if let Some(pids) = line.strip_prefix(TOOK_OVER) {
+            self.report.took_over = two_pids(pids);
         } else if let Some(why) = line.strip_prefix(NO_SNAPSHOT) {
             self.report.no_snapshot = Some(why.to_string());
         } else if let Some(prompt) = line.strip_suffix(PROMPT_END) {
@@ -208,24 +215,6 @@ impl<'a> OutputPump<'a> {
     }
 }
 
-fn unescape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        match (c, chars.clone().next()) {
-            ('\\', Some('n')) => {
-                out.push('\n');
-                chars.next();
-            }
-            ('\\', Some('\\')) => {
-                out.push('\\');
-                chars.next();
-            }
-            _ => out.push(c),
-        }
-    }
-    out
-}
 
 /// Reads the user process's output until the cell ends, batching what is available.
 pub fn pump_output(

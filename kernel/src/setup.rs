@@ -123,7 +123,9 @@ fn copy_sources(from: &Path, to: &Path) -> std::io::Result<()> {
 /// - puts the toolchain's `bin` first on `PATH` (no rustup proxy in front of every cargo and
 ///   rustc call), and its libstd and the jit libraries' directories on `LD_LIBRARY_PATH` (the
 ///   user process loads cells' jit libraries from there);
-/// - points rust-analyzer at trimmed std sources (`RUST_SRC_PATH`).
+/// - points rust-analyzer at trimmed std sources (`RUST_SRC_PATH`);
+/// - has glibc's malloc ask for transparent huge pages in the user process (cheaper snapshots:
+///   [`crate::user_process::snapshot::ask_for_huge_pages`]).
 pub fn prepare_environment(caches: &Caches, toolchain: &Toolchain) -> std::io::Result<Workspace> {
     cache::ensure_private(&caches.own)?;
     let workspace = workspace::reserve(caches)?;
@@ -137,6 +139,7 @@ pub fn prepare_environment(caches: &Caches, toolchain: &Toolchain) -> std::io::R
             std::env::set_var("RUST_SRC_PATH", src);
         }
     }
+    crate::user_process::snapshot::ask_for_huge_pages();
     Ok(workspace)
 }
 

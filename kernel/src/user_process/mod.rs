@@ -3,8 +3,8 @@
 //! `LOAD_AND_RUN <so> <fn>` line in, `EVCXR_EXECUTION_COMPLETE` out when the cell's function
 //! returns) in place of evcxr's own loop, for two things evcxr's loop cannot do:
 //!
-//! - **Snapshots** ([`snapshot`]): before a cell's code runs, the process forks; the copy
-//!   waits, the original runs the cell. When the cell ends, the copy goes. When the process
+//! - **Snapshots** ([`snapshot`]): between cells, the process forks; the copy waits, the
+//!   original runs the next cell. When the cell ends, the copy goes. When the process
 //!   running the cell dies (segfault, abort, stack overflow, `process::exit`, SIGKILL from the
 //!   out-of-memory killer or an interrupt), the copy takes over as the user process, with every
 //!   variable as it was before the cell, and says so on stdout ([`RESTORED`]); evcxr sees a
@@ -28,6 +28,9 @@ const PANIC_NOTIFICATION: &str = "EVCXR_PANIC_NOTIFICATION";
 /// snapshot, process `<new pid>`, is the user process now (written just before the end of the
 /// cell).
 pub const RESTORED: &str = "RJK_RESTORED ";
+/// `RJK_TOOK_OVER <dead pid> <new pid>`: the same, for a process that died between cells (seen
+/// with the next cell, which runs as usual).
+pub const TOOK_OVER: &str = "RJK_TOOK_OVER ";
 /// `RJK_NO_SNAPSHOT <why>` on stdout: the cell runs without a snapshot (a CUDA context cannot
 /// be copied by `fork`; or `fork` failed). Not for evcxr's own first cell (nothing reads the
 /// cell output evcxr passes on while it starts), nor when snapshots are off (the kernel knows).
@@ -60,7 +63,24 @@ pub fn run() -> ! {
     stdin::take_commands();
     let mut store: *mut c_void = std::ptr::null_mut();
     let mut first = true;
-    while let Some(line) = stdin::command() {
+    loop {
+        // Between cells: the snapshot of the session as the next cell finds it.
+        let snapshot = match snapshot::take() {
+            snapshot::Taken::Running(guard) => Ok(guard),
+            snapshot::Taken::Off(why) => Err(why),
+            snapshot::Taken::Restored { dead, in_cell } => {
+                // This process is the snapshot: the original died. Everything is as it was
+                // before its cell; evcxr is told the cell panicked.
+                let me = std::process::id();
+                if in_cell {
+                    say(&format!("{RESTORED}{dead} {me}\n{PANIC_NOTIFICATION}\n{EXECUTION_COMPLETE}\n"));
+                } else {
+                    say(&format!("{TOOK_OVER}{dead} {me}\n"));
+                }
+                continue;
+            }
+        };
+        let Some(line) = stdin::command() else { break };
         let Some((so, name)) = line.strip_prefix("LOAD_AND_RUN ").and_then(|rest| rest.rsplit_once(' ')) else {
             // A reply to an input request that came after its cell ended (an interrupt).
             continue;
@@ -72,23 +92,15 @@ pub fn run() -> ! {
                 std::process::exit(99);
             }
         };
-        match snapshot::take() {
-            snapshot::Taken::Running(guard) => {
-                store = user_fn(store);
-                drop(guard);
-            }
-            snapshot::Taken::Off(why) => {
-                if !first && why != snapshot::OFF {
-                    say(&format!("{NO_SNAPSHOT}{why}\n"));
-                }
-                store = user_fn(store);
-            }
-            snapshot::Taken::Restored { dead } => {
-                // This process is the snapshot: the cell's process died. Everything is as it
-                // was before the cell; evcxr is told the cell panicked.
-                say(&format!("{RESTORED}{dead} {}\n{PANIC_NOTIFICATION}\n", std::process::id()));
-            }
+        match &snapshot {
+            Ok(guard) => guard.cell_starts(),
+            Err(why) if !first && why != snapshot::OFF => say(&format!("{NO_SNAPSHOT}{why}\n")),
+            Err(_) => {}
         }
+        store = user_fn(store);
+        drop(snapshot);
+        // What the cell printed without a newline is its output too.
+        stdin::flush_cell_stdout();
         say(&format!("{EXECUTION_COMPLETE}\n"));
         first = false;
     }

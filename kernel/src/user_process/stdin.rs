@@ -115,7 +115,8 @@ fn request(prompt: &str, password: bool) -> Option<Vec<u8>> {
     Some(line)
 }
 
-fn unescape(text: &str) -> String {
+/// The text of a marker line escaped as the panic hook and [`escape`] do (`\\n`, `\\\\`).
+pub fn unescape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars();
     while let Some(c) = chars.next() {
