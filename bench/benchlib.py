@@ -58,8 +58,10 @@ def rss_mib(pid: int) -> float:
                 for line in f:
                     if line.startswith("VmRSS:"):
                         total += int(line.split()[1])
-            with open(f"/proc/{p}/task/{p}/children") as f:
-                pids.extend(int(c) for c in f.read().split())
+            # Each thread has its own children (the kernel starts the user process from a thread).
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    pids.extend(int(c) for c in f.read().split())
         except FileNotFoundError:
             pass
     return total / 1024

@@ -15,7 +15,7 @@ from benchlib import fresh_install, kernel, kernel_pid, machine, rss_mib
 
 SETUP = [
     "let data = Array1::from_iter((0..100_000).map(|i| i as f64));",
-    "#[jit(parallel)]\nfn scaled_sum(a: &Array1<f64>) -> f64 {\n    let mut s = 0.0;\n    for i in prange(a.len()) {\n        s += a[i] * 2.0;\n    }\n    s\n}",
+    "#[jit(parallel)]\nfn scaled_sum(a: &Array1<f64>) -> f64 {\n    let mut s = 0.0;\n    for i in prange(0..a.len()) {\n        s += a[i] * 2.0;\n    }\n    s\n}",
 ]
 FIXED = "data.len() + 1"
 
@@ -23,7 +23,7 @@ FIXED = "data.len() + 1"
 def round_cells(i: int) -> list[str]:
     """Ten cells a learner might write in a row (their names new each round)."""
     return [
-        f"let a{i} = {i} * 2;",
+        f"let a{i}: i64 = {i} * 2;",
         f"fn f{i}(x: i64) -> i64 {{ x * 3 + {i} }}",
         f"f{i}(a{i})",
         f"#[jit]\nfn j{i}(n: u64) -> u64 {{\n    let mut s = 0;\n    for k in 0..n {{ s += k * {i}; }}\n    s\n}}",

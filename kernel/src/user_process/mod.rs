@@ -58,8 +58,14 @@ fn say(text: &str) {
     }
 }
 
+/// How much more the out-of-memory killer should prefer the user process (and its snapshots) to
+/// the kernel process (`oom_score_adj`; a process may raise its own): a session that runs out of
+/// memory loses the cell, not the kernel.
+const OOM_SCORE_ADJ: &str = "500";
+
 /// Serves evcxr until it closes the command pipe. Never returns.
 pub fn run() -> ! {
+    let _ = std::fs::write("/proc/self/oom_score_adj", OOM_SCORE_ADJ);
     stdin::take_commands();
     let mut store: *mut c_void = std::ptr::null_mut();
     let mut first = true;
