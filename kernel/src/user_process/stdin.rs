@@ -6,8 +6,9 @@
 //! input request. It writes evcxr's `EVCXR_INPUT_REQUEST:<prompt>` line on stdout; evcxr asks
 //! the kernel (which sends `input_request` to the frontend, or answers end-of-file at once when
 //! the request does not allow stdin), and writes the answer on the command pipe, one line:
-//! [`INPUT_LINE`] and the text (escaped), or [`INPUT_EOF`]. Every other read is the system
-//! call itself.
+//! [`INPUT_LINE`] and the text (escaped), [`INPUT_EOF`], or [`INPUT_INTERRUPTED`] (the process
+//! then ends itself, so that its snapshot takes over). Every other read is the system call
+//! itself.
 //!
 //! Before a request, what the cells printed is flushed (their `print!("Name: ")` prompt), and
 //! [`PROMPT_END`] ends that line for evcxr, which reads stdout by lines (the kernel takes the
@@ -115,7 +116,8 @@ fn request(prompt: &str, password: bool) -> Option<Vec<u8>> {
     Some(line)
 }
 
-/// The text of a marker line escaped as the panic hook and [`escape`] do (`\\n`, `\\\\`).
+/// The text of a marker line escaped as the panic hook and [`escape`] escape it (a backslash
+/// before `n` for a newline, before another backslash for a backslash).
 pub fn unescape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars();
