@@ -161,3 +161,9 @@ def test_an_interrupt_while_waiting_for_input_keeps_every_variable(k):
     cell = k.wait(msg_id, timeout=30)
     assert_error(cell, "Interrupted", "Nothing was lost")
     still_all_there(k)
+
+
+def test_evcxr_commands_that_would_break_the_session_are_refused(k):
+    k.error(":allow_static_linking 0", "UnsupportedCommand", "Nothing ran")
+    k.error(":opt 2\nlet x_opt = 1;", "UnsupportedCommand", "opt-level 0")
+    still_all_there(k)

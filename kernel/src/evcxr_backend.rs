@@ -19,7 +19,7 @@ use crate::interrupt::RunState;
 use crate::input::{Answer, Input};
 use crate::output::{pump_output, Panic, Report};
 use crate::user_process::stdin::{decode_prompt, escape, INPUT_EOF, INPUT_INTERRUPTED, INPUT_LINE};
-use prelude::{split_commands, PANIC_HOOK, PRELUDE_ITEMS, RUNTIME_ERRORS};
+use prelude::{split_commands, unsupported_command, PANIC_HOOK, PRELUDE_ITEMS, RUNTIME_ERRORS};
 pub use registry::Registry;
 
 mod prelude;
@@ -182,6 +182,9 @@ impl EvcxrBackend {
 
     fn run_cell(&mut self, front: &Front<'_>, code: &str, sink: OutputSink<'_>) -> Result<Option<MimeBundle>, RunError> {
         let cell = |e: CellError| RunError::Cell(e);
+        if let Some((command, why)) = unsupported_command(&split_commands(code).0) {
+            return Err(cell(CellError::new("UnsupportedCommand", format!("`{command}` is not supported by this kernel: {why}. Nothing ran; nothing was lost."))));
+        }
         let variables_before = self.variables();
         if let Some(runtime) = front.dependency {
             // Idempotent; rust-analyzer reloads the workspace once, with the next analysis.

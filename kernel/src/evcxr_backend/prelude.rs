@@ -49,6 +49,19 @@ pub fn split_commands(code: &str) -> (String, &str) {
     (head, rest)
 }
 
+/// evcxr commands that would break the session here, and why: the first one in `commands` (a
+/// cell's leading commands, [`split_commands`]).
+pub fn unsupported_command(commands: &str) -> Option<(&str, &'static str)> {
+    const UNSUPPORTED: [(&str, &str); 2] = [
+        (":allow_static_linking", "it builds dependencies as shared libraries, which fails with this toolchain for every later cell"),
+        (":opt", "plain cells stay at opt-level 0 (use #[jit] for optimised code), and it would drop the runtime the session links"),
+    ];
+    commands.lines().map(str::trim).find_map(|line| {
+        let name = line.split_whitespace().next()?;
+        UNSUPPORTED.iter().find(|(command, _)| *command == name).map(|(_, why)| (line, *why))
+    })
+}
+
 /// Error names the runtime panics with (`Name: message`), shown as the error's name.
 pub const RUNTIME_ERRORS: [&str; 1] = ["CudaError"];
 
@@ -96,6 +109,13 @@ pub const PANIC_HOOK: &str = r#"
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commands_that_would_break_the_session_are_refused() {
+        assert_eq!(unsupported_command(":dep rand = \"0.9\"\n:allow_static_linking 0\n").map(|c| c.0), Some(":allow_static_linking 0"));
+        assert_eq!(unsupported_command(":opt 2").map(|c| c.0), Some(":opt 2"));
+        assert_eq!(unsupported_command(":dep rand\n:vars\n:optimize"), None);
+    }
 
     #[test]
     fn commands_stay_at_the_top() {
