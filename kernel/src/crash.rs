@@ -19,9 +19,8 @@ pub fn become_subreaper() {
 /// for): the orphans it adopted as a subreaper (mold's helper, a dead cell's own children).
 /// Call when nothing else here waits for a child (between cells: no compile runs).
 pub fn reap_orphans(keep: u32) {
-    let me = std::process::id();
-    for p in crate::interrupt::processes() {
-        if p.parent == me && p.zombie && p.pid != keep {
+    for p in crate::interrupt::children() {
+        if p.zombie && p.pid != keep {
             let mut status = 0;
             // SAFETY: reaping our own dead child, without blocking.
             unsafe { libc::waitpid(p.pid as i32, &mut status, libc::WNOHANG) };
@@ -128,6 +127,15 @@ mod tests {
         let mut words = LastWords::default();
         words.hear("memory allocation of 17592186044416 bytes failed");
         assert!(cause(Ending::Signal(libc::SIGABRT), &words, false).contains("ran out of memory (memory allocation of 17592186044416 bytes failed)"));
+    }
+
+    #[test]
+    fn a_dead_child_is_seen_as_a_zombie_child() {
+        // (`reap_orphans` itself is not called here: it would reap other tests' children.)
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(crate::interrupt::children().iter().any(|p| p.pid == child.id() && p.zombie));
+        assert!(child.wait().unwrap().success());
     }
 
     #[test]

@@ -182,7 +182,10 @@ impl EvcxrBackend {
 
     fn run_cell(&mut self, front: &Front<'_>, code: &str, sink: OutputSink<'_>) -> Result<Option<MimeBundle>, RunError> {
         let cell = |e: CellError| RunError::Cell(e);
-        if let Some((command, why)) = unsupported_command(&split_commands(code).0) {
+        // evcxr reads `:dep` and its other commands only at the top of a cell: the prefix goes
+        // after them (lines are kept: each command is one line).
+        let (commands, rust) = split_commands(code);
+        if let Some((command, why)) = unsupported_command(&commands) {
             return Err(cell(CellError::new("UnsupportedCommand", format!("`{command}` is not supported by this kernel: {why}. Nothing ran; nothing was lost."))));
         }
         let variables_before = self.variables();
@@ -196,9 +199,6 @@ impl EvcxrBackend {
         }
         let prefix = self.prefix(front);
         let prefix_lines = prefix.lines().count();
-        // evcxr reads `:dep` and its other commands only at the top of a cell: the prefix goes
-        // after them (lines are kept: each command is one line).
-        let (commands, rust) = split_commands(code);
         let (result, report) = self.run_pumped(&format!("{commands}{prefix}{rust}"), sink);
         if let Some(host) = &self.host {
             host.set_capturing(false);

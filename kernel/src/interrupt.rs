@@ -198,17 +198,32 @@ pub fn processes() -> Vec<Proc> {
     let pids: Vec<u32> = std::fs::read_dir("/proc")
         .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
         .unwrap_or_default();
-    pids.into_iter()
-        .filter_map(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            // The command name is in parentheses and may contain spaces: parse after the last ')'.
-            let (open, close) = (stat.find('(')?, stat.rfind(')')?);
-            let mut rest = stat[close + 1..].split_whitespace();
-            let state = rest.next()?;
-            let parent = rest.next()?.parse().ok()?;
-            Some(Proc { pid, parent, name: stat[open + 1..close].to_string(), zombie: state == "Z" })
-        })
-        .collect()
+    pids.into_iter().filter_map(process).collect()
+}
+
+/// This process's children, from each of its threads' `children` file (a child's parent is the
+/// thread that started or adopted it); every process on the machine where that file is missing.
+pub fn children() -> Vec<Proc> {
+    let me = std::process::id();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return Vec::new() };
+    let mut pids = Vec::new();
+    for task in tasks.flatten() {
+        match std::fs::read_to_string(task.path().join("children")) {
+            Ok(text) => pids.extend(text.split_whitespace().filter_map(|p| p.parse::<u32>().ok())),
+            Err(_) => return processes().into_iter().filter(|p| p.parent == me).collect(),
+        }
+    }
+    pids.into_iter().filter_map(process).collect()
+}
+
+fn process(pid: u32) -> Option<Proc> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain spaces: parse after the last ')'.
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let mut rest = stat[close + 1..].split_whitespace();
+    let state = rest.next()?;
+    let parent = rest.next()?.parse().ok()?;
+    Some(Proc { pid, parent, name: stat[open + 1..close].to_string(), zombie: state == "Z" })
 }
 
 /// Kills the compiles in progress: the live `cargo` and `rustc` children of `parent` (not the
