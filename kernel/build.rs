@@ -1,5 +1,5 @@
-//! The kernel binary exports the C functions named in `src/exports_list.rs` (the session's
-//! thread pool, the GPU) to the cells it loads. Only these names: exporting every symbol
+//! The kernel binary exports the C functions named in `src/exports_list.rs` (the GPU, input,
+//! the cells' stdout and thread) to the cells it loads. Only these names: exporting every symbol
 //! (`-rdynamic`) would let cells bind to the binary's own copy of std. The GPU tests and the
 //! GPU benchmark (tests and benches targets) call the runtime the way cells do, so they export
 //! them too.

@@ -86,6 +86,11 @@ impl EvcxrBackend {
         // every dependency when RUSTFLAGS change.
         ctx.execute(&format!(":build_env RUSTFLAGS={}", cell_rustflags("")))
             .map_err(|e| anyhow::anyhow!("evcxr refused the build flags: {e}"))?;
+        // This binary is cargo's rustc wrapper: it names the runtime's library by its build.
+        let binary = std::env::current_exe().map_err(|e| anyhow::anyhow!("cannot find the kernel binary: {e}"))?;
+        for (name, value) in crate::rustc_wrapper::build_env(&binary) {
+            ctx.execute(&format!(":build_env {name}={value}")).map_err(|e| anyhow::anyhow!("evcxr refused the build environment: {e}"))?;
+        }
         tracing::info!(ms = started.elapsed().as_millis() as u64, build = %build.display(), "evcxr started");
         let state = RunState::new(ctx.process_handle());
         let interrupter = state.interrupter();

@@ -1,10 +1,10 @@
-//! The C functions the kernel binary exports to the cells it loads (the session's thread pool,
-//! the GPU, input, the cells' stdout, `read`), named once in `exports_list.rs`.
+//! The C functions the kernel binary exports to the cells it loads (the GPU, input, the cells'
+//! stdout and thread, `read`), named once in `exports_list.rs`.
 
 #[allow(unused_imports)]
 use crate::cuda::driver::*;
 #[allow(unused_imports)]
-use crate::pool::*;
+use crate::user_process::*;
 #[allow(unused_imports)]
 use crate::user_process::snapshot::*;
 #[allow(unused_imports)]
@@ -35,7 +35,6 @@ mod tests {
     #[test]
     fn the_runtime_looks_up_every_exported_name() {
         let runtime = [
-            include_str!("../../jit/runtime/src/pool.rs"),
             include_str!("../../jit/runtime/src/cuda.rs"),
             include_str!("../../jit/runtime/src/input.rs"),
         ]

@@ -16,8 +16,8 @@ pub mod install;
 pub mod interrupt;
 pub mod jit;
 pub mod output;
-pub mod pool;
 pub mod prepare;
+pub mod rustc_wrapper;
 pub mod setup;
 pub mod shared;
 #[cfg(test)]

@@ -44,12 +44,11 @@ pub fn build(cache: &Path, toolchain: &Toolchain, notebooks: &[PathBuf]) -> anyh
     let workspace = setup::prepare_environment(&caches, toolchain)?;
     let (mut backend, _) = setup::start_session(None, &caches, &workspace, toolchain, no_input())?;
     let failed = |e: CellError| anyhow::anyhow!("{}: {}", e.ename, e.evalue);
-    // A plain cell, then one that brings in the runtime (cargo builds ndarray and rayon), then
-    // the release build of the runtime that jit functions link.
+    // A plain cell, then one that brings in the runtime (cargo builds ndarray, rayon and the
+    // runtime's `libjit.so`, which cells and jit functions link).
     for cell in ["1 + 1", "Array2::<f64>::zeros((2, 2)).sum()"] {
         backend.execute(cell, &discard).map_err(failed)?;
     }
-    backend.compiler().runtime_rlib().map_err(failed)?;
     drop(backend);
     // Each notebook in a session of its own, as a learner starts it: the dependencies a cell
     // builds depend on what the session had before (cargo unifies features), so a notebook that

@@ -121,8 +121,8 @@ fn copy_sources(from: &Path, to: &Path) -> std::io::Result<()> {
 /// - reserves a workspace slot ([`workspace::reserve`]); `EVCXR_CONFIG_DIR` holds an
 ///   `evcxr.toml` that sets opt-level 0 for plain cells and the build directory;
 /// - puts the toolchain's `bin` first on `PATH` (no rustup proxy in front of every cargo and
-///   rustc call), and its libstd and the jit libraries' directories on `LD_LIBRARY_PATH` (the
-///   user process loads cells' jit libraries from there);
+///   rustc call), and its libstd, the jit libraries' directories and the session's dependencies
+///   (the runtime's `libjit.so`) on `LD_LIBRARY_PATH` (the user process loads them from there);
 /// - points rust-analyzer at trimmed std sources (`RUST_SRC_PATH`);
 /// - has glibc's malloc ask for transparent huge pages in the user process (cheaper snapshots:
 ///   [`crate::user_process::snapshot::ask_for_huge_pages`]).
@@ -133,6 +133,8 @@ pub fn prepare_environment(caches: &Caches, toolchain: &Toolchain) -> std::io::R
     prepend_path("PATH", vec![toolchain.bin()]);
     let mut libraries = vec![toolchain.sysroot.join("lib/rustlib").join(&toolchain.host).join("lib"), toolchain.sysroot.join("lib")];
     libraries.extend(workspace.lib_dirs.iter().cloned());
+    // The runtime's library (`libjit-<hash>.so`, see `rustc_wrapper`), for cells and jit libraries.
+    libraries.push(workspace.deps(&toolchain.host));
     prepend_path("LD_LIBRARY_PATH", libraries);
     if std::env::var_os("RUST_SRC_PATH").is_none() {
         if let Some(src) = analysis_sources(caches, toolchain) {
@@ -162,7 +164,7 @@ pub fn start_session(
     input: std::sync::Arc<crate::input::Input>,
 ) -> anyhow::Result<(crate::jit::JitBackend<crate::evcxr_backend::EvcxrBackend>, std::sync::Arc<dyn crate::backend::Interrupter>)> {
     let runtime = crate::jit::runtime::write_sources(caches)?;
-    let compiler = crate::jit::JitCompiler::new(caches, &runtime, toolchain);
+    let compiler = crate::jit::JitCompiler::new(caches, &workspace.deps(&toolchain.host), toolchain);
     let (evcxr, interrupter) = crate::evcxr_backend::EvcxrBackend::start(host, &workspace.build, &workspace.lib_dirs, &workspace.cargo_home, input)?;
     Ok((crate::jit::JitBackend::new(evcxr, compiler, runtime), interrupter))
 }

@@ -29,10 +29,19 @@ pub struct Workspace {
     _lock: File,
 }
 
-/// The profile of the session's dependencies: optimised, and otherwise a debug build like the
-/// cells (debug assertions and overflow checks on), as Cargo's book suggests for dependencies
-/// that are slow unoptimised. The cell crate stays at opt-level 0 (`evcxr.toml`).
-const DEPENDENCY_PROFILE: &str = "[profile.dev.package.\"*\"]\nopt-level = 3\n";
+impl Workspace {
+    /// Where cargo puts the session crate's dependencies (the runtime's `libjit.so` among them)
+    /// for target `host`.
+    pub fn deps(&self, host: &str) -> PathBuf {
+        self.build.join("target").join(host).join("debug/deps")
+    }
+}
+
+/// The profile of the session's dependencies: optimised, without debug assertions or overflow
+/// checks, as a release build. `#[jit]` libraries link the session's build of the runtime
+/// (one copy per process), so ndarray's generic code they instantiate is the release build's.
+/// The cell crate stays at opt-level 0 with its checks (`evcxr.toml`).
+const DEPENDENCY_PROFILE: &str = "[profile.dev.package.\"*\"]\nopt-level = 3\ndebug-assertions = false\noverflow-checks = false\n";
 
 /// Takes the first free slot, configures evcxr for it and fills it from a seed if it is new.
 /// Call before any thread starts (it sets environment variables).

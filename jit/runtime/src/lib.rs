@@ -8,12 +8,10 @@
 //! - [`ufunc`]: `#[vectorize]` on the CPU; [`cuda`]: on the GPU (device arrays, launches
 //!   through the kernel's CUDA context).
 //!
-//! **The pool lives in the kernel process, not here.** evcxr links every cell as a shared
-//! object of its own, with its own copy of this crate and of rayon's statics; a rayon pool
-//! kept here would be one pool per cell. The kernel binary (which is also the process that
-//! runs the cells) exports two C functions, `rjk_pool_run` and `rjk_pool_threads`; this crate
-//! finds them with `dlsym` and hands them plain function pointers. Outside the kernel (tests,
-//! benchmarks) it falls back to rayon's global pool.
+//! **One copy per user process.** The crate is a Rust `dylib`: every cell (evcxr links each
+//! as a shared object of its own) and every `#[jit]` library links the same `libjit.so`, so
+//! its statics and rayon's exist once, and the session's thread pool ([`session_pool`]) is
+//! the one pool of plain cells and jit code alike.
 
 pub use ndarray;
 pub use rayon;
@@ -25,7 +23,7 @@ pub mod par;
 mod pool;
 pub mod ufunc;
 
-pub use pool::on_kernel_pool;
+pub use pool::session as session_pool;
 
 /// What every cell and every `#[jit]` function has in scope.
 pub mod prelude {

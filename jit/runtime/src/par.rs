@@ -10,10 +10,10 @@ use ndarray::{Array, ArrayBase, ArrayView, ArrayViewMut, Axis, Data, DimMax, Dim
 
 use crate::pool;
 
-/// How many tasks `len` units of work are cut into: a few per thread, so that a slow thread
-/// does not hold the others up (rayon balances the rest).
+/// How many parts `len` units of work are cut into: one per thread (a region is split once;
+/// the calling thread does a part, and takes back a part no other thread has started).
 fn tasks_for(len: usize) -> usize {
-    len.min(pool::threads() * 4).max(1)
+    len.min(pool::threads()).max(1)
 }
 
 /// An array of shape `dim` whose elements `fill` writes, part by part in parallel: the

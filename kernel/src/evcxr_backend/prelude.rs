@@ -84,7 +84,18 @@ pub const PANIC_HOOK: &str = r#"
         let register: extern "C" fn(extern "C" fn()) = unsafe { ::std::mem::transmute(register) };
         register(rjk_flush_cells_stdout);
     }
+    unsafe extern "C" {
+        fn gettid() -> i32;
+    }
+    // The thread that runs the cell: the kernel binary says which (the session pool's thread
+    // when the cell links the runtime); this one when it cannot.
+    let cell_thread = unsafe { dlsym(::std::ptr::null_mut(), c"rjk_cell_thread".as_ptr()) };
+    let cell_thread: Option<extern "C" fn() -> i32> = (!cell_thread.is_null()).then(|| unsafe { ::std::mem::transmute(cell_thread) });
     let main_thread = ::std::thread::current().id();
+    let on_cell_thread = move || match cell_thread {
+        Some(cell_thread) => cell_thread() == unsafe { gettid() },
+        None => ::std::thread::current().id() == main_thread,
+    };
     ::std::panic::set_hook(Box::new(move |info| {
         let payload = info.payload();
         let message = if let Some(s) = payload.downcast_ref::<&str>() {
@@ -95,7 +106,7 @@ pub const PANIC_HOOK: &str = r#"
             "Box<dyn Any>".to_string()
         };
         let location = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())).unwrap_or_default();
-        if ::std::thread::current().id() == main_thread {
+        if on_cell_thread() {
             let escaped = message.replace('\\', "\\\\").replace('\n', "\\n");
             println!("RJK_PANIC {location}\t{escaped}");
         } else {

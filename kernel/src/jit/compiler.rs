@@ -2,11 +2,11 @@
 //! rustc directly, and caches the result by content.
 //!
 //! The crate is a shared library (`<cache>/jit/lib/lib<crate>.so`) that links the runtime
-//! (`jit`, with ndarray and rayon) built once by cargo in release mode with
-//! `-Ctarget-cpu=native` (`<cache>/jit/runtime/<hash>`: no debug assertions in ndarray's or
-//! the runtime's code either), and std dynamically, as cells do. The cells' own build of the
-//! same crates (a debug build at opt-level 3) has the same types, field for field: same
-//! sources, features and compiler. It exports one `#[no_mangle]` function; cells call it
+//! (`jit`, with ndarray and rayon) dynamically: the session's own build of it, the `libjit.so`
+//! the cells link (optimised, without debug assertions: the session's dependency profile), so
+//! the process has one copy of the runtime, of rayon and of the session pool. ndarray's generic
+//! code is compiled into the crate with its flags (`-Ctarget-cpu=native`). std is linked
+//! dynamically too, as cells do. It exports one `#[no_mangle]` function; cells call it
 //! through a wrapper with the same signature (see [`jit_codegen::JitFn::cell_wrapper`]),
 //! linked with `-l`. Cells never depend on the crate itself, so evcxr's `cargo check` and
 //! rust-analyzer see only the signature. Knows nothing of the session: the layer
@@ -75,7 +75,8 @@ impl Compiled {
 
 /// What the jit layer needs of a compiler (the tests give it a fake).
 pub trait Compile {
-    /// Whether the release build of the runtime is there (else the next compile builds it).
+    /// Whether the session's build of the runtime is there (else the layer has the session
+    /// build it first).
     fn runtime_built(&self) -> bool;
 
     /// Compiles `function` (or finds it in the cache), with the session's jit functions it
@@ -91,90 +92,56 @@ pub struct JitCompiler {
     rustc: PathBuf,
     /// [`Toolchain::id`] (part of the cache key).
     toolchain: String,
-    cargo: PathBuf,
     host: String,
-    /// The runtime's sources (see [`super::runtime::write_sources`]).
-    runtime_src: PathBuf,
-    /// Cargo's target directory for the release build of the runtime (the shared cache's when
-    /// it has the build, else the own cache's).
-    runtime_target: PathBuf,
+    /// Where the session's cargo puts its dependencies: the runtime's `libjit.so` (see
+    /// [`crate::workspace::Workspace::deps`]).
+    session_deps: PathBuf,
     /// `-Clink-arg=-fuse-ld=mold` when mold is installed (part of the cache key).
     linker: Option<String>,
 }
 
 impl JitCompiler {
-    /// `runtime_src` is where [`super::runtime::write_sources`] put the runtime; its release
-    /// build is the toolchain's own.
-    pub fn new(caches: &Caches, runtime_src: &Path, toolchain: &Toolchain) -> Self {
+    /// `session_deps`: where the session's build of the runtime is (or will be).
+    pub fn new(caches: &Caches, session_deps: &Path, toolchain: &Toolchain) -> Self {
         let lib_dir = caches.own.join(LIB_DIR);
         // Cells search it from the start.
         let _ = std::fs::create_dir_all(&lib_dir);
         let bin = toolchain.bin();
-        let tool = |name: &str| if bin.join(name).exists() { bin.join(name) } else { PathBuf::from(name) };
-        let hash = runtime_src.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-        let host = &toolchain.host;
-        let runtime_target = caches.find(
-            format!("jit/runtime/{hash}-{}-{}", toolchain.id(), cache::cpu_id()),
-            format!("{host}/release/libjit.rlib"),
-        );
+        let rustc = if bin.join("rustc").exists() { bin.join("rustc") } else { PathBuf::from("rustc") };
         JitCompiler {
             caches: caches.clone(),
-            rustc: tool("rustc"),
+            rustc,
             toolchain: toolchain.id(),
-            cargo: tool("cargo"),
             host: toolchain.host.clone(),
-            runtime_src: runtime_src.to_path_buf(),
-            runtime_target,
+            session_deps: session_deps.to_path_buf(),
             linker: find_mold().map(|_| "-Clink-arg=-fuse-ld=mold".to_string()),
         }
     }
 
-    fn release_dir(&self) -> PathBuf {
-        self.runtime_target.join(&self.host).join("release")
+    /// The session's build of the runtime, a `dylib`.
+    fn runtime_dylib(&self) -> PathBuf {
+        self.session_deps.join("libjit.so")
     }
 
-    /// The release build of the runtime, built now if it is not there (once per runtime
-    /// version and toolchain: about a minute; `install` does it ahead).
-    pub fn runtime_rlib(&self) -> Result<PathBuf, CellError> {
-        let rlib = self.release_dir().join("libjit.rlib");
-        if rlib.exists() {
-            return Ok(rlib);
-        }
-        let build = |offline: bool| {
-            let mut command = std::process::Command::new(&self.cargo);
-            command
-                .args(["build", "--release", "--quiet", "--target", &self.host, "--manifest-path"])
-                .arg(self.runtime_src.join("Cargo.toml"))
-                .env("CARGO_TARGET_DIR", &self.runtime_target)
-                .env("RUSTFLAGS", format!("-Ctarget-cpu=native {RUNTIME_TARGET_TUNING}"))
-                .env_remove("RUSTC_WRAPPER");
-            if offline {
-                command.arg("--offline");
-            }
-            command.output()
-        };
-        // The crates are in cargo's cache after the session's own build: no network needed.
-        // Not again after an interrupt (cargo killed by a signal).
-        let output = match build(true) {
-            Ok(out) if out.status.success() || std::os::unix::process::ExitStatusExt::signal(&out.status).is_some() => Ok(out),
-            _ => build(false),
-        };
-        match output {
-            Ok(out) if out.status.success() && rlib.exists() => Ok(rlib),
-            Ok(out) => Err(CellError::new(
-                "JitError",
-                format!("building the jit runtime failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
-            )),
-            Err(e) => Err(CellError::new("JitError", format!("could not run cargo to build the jit runtime: {e}"))),
-        }
+    /// Which build of the runtime `dylib` is: the name it is loaded by (`libjit-<hash>.so`, the
+    /// hard link [`crate::rustc_wrapper`] made beside it) and its size.
+    fn runtime_identity(dylib: &Path) -> Option<(String, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(dylib).ok()?;
+        let dir = dylib.parent()?;
+        std::fs::read_dir(dir).ok()?.flatten().find_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let same = name.starts_with("libjit-") && name.ends_with(".so")
+                && entry.metadata().is_ok_and(|m| m.ino() == meta.ino() && m.dev() == meta.dev());
+            same.then_some((name, meta.len()))
+        })
     }
 
-    /// The content key of a crate: its source, the runtime it links, the toolchain, the flags,
-    /// the linker and the CPU. Not where the toolchain is: a shared cache built with it serves
-    /// learners who reach the same toolchain by another path.
-    fn key(&self, source: &str, runtime: &Path) -> u64 {
-        let stamp = |path: &Path| std::fs::metadata(path).ok().map(|m| (m.len(), m.modified().ok()));
-        cache::key(&(source, FLAGS, &self.linker, cache::cpu_id(), &self.toolchain, runtime, stamp(runtime)))
+    /// The content key of a crate: its source, the build of the runtime it links, the
+    /// toolchain, the flags, the linker and the CPU. Not where the toolchain or the runtime is:
+    /// a shared cache built with them serves learners who reach the same ones by other paths.
+    fn key(&self, source: &str, runtime: &(String, u64)) -> u64 {
+        cache::key(&(source, FLAGS, &self.linker, cache::cpu_id(), &self.toolchain, runtime))
     }
 
     /// Runs rustc into `library` (published into the cache when it succeeds); on failure
@@ -190,7 +157,7 @@ impl JitCompiler {
                 .args(FLAGS)
                 .args(&self.linker)
                 .arg("-L")
-                .arg(format!("dependency={}", self.release_dir().join("deps").display()))
+                .arg(format!("dependency={}", self.session_deps.display()))
                 .arg("--extern")
                 .arg(format!("jit={}", runtime.display()))
                 .arg("-o")
@@ -206,11 +173,13 @@ impl JitCompiler {
 
 impl Compile for JitCompiler {
     fn runtime_built(&self) -> bool {
-        self.release_dir().join("libjit.rlib").exists()
+        Self::runtime_identity(&self.runtime_dylib()).is_some()
     }
 
     fn compile(&self, function: &JitFn, deps: &[&JitFn], uses: &[String], cell: &str, plain: &dyn Fn(&str) -> bool) -> Result<Compiled, CellError> {
-        let runtime = self.runtime_rlib()?;
+        let runtime = self.runtime_dylib();
+        let identity = Self::runtime_identity(&runtime)
+            .ok_or_else(|| CellError::new("JitError", format!("the session has no build of the jit runtime ({} is missing)", runtime.display())))?;
         // A cuda ufunc's kernel first: its crate embeds the image.
         let mut device = None;
         let image = match function.vectorize.as_ref().and_then(|u| u.cuda.as_ref()) {
@@ -227,7 +196,7 @@ impl Compile for JitCompiler {
         let source = |krate: &str| jit_codegen::crate_source_with_image(function, krate, deps, uses, image.as_ref());
         // Crate and symbol names are ASCII whatever the function's name.
         let ascii: String = function.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
-        let krate = format!("jit_{ascii}_{:016x}", self.key(&source("KRATE").text, &runtime));
+        let krate = format!("jit_{ascii}_{:016x}", self.key(&source("KRATE").text, &identity));
         let source = source(&krate);
         let library = self.caches.find_file(Path::new(LIB_DIR).join(format!("lib{krate}.so")));
         let wrapper = function.cell_wrapper(&krate);

@@ -67,7 +67,9 @@ impl<B: Backend, C: Compile> JitBackend<B, C> {
     /// Compiles the cell's jit functions (callees first) and queues their wrappers as glue.
     fn compile_functions(&mut self, cell: &str, split: &SplitCell, sink: OutputSink<'_>) -> Result<(), CellError> {
         if !self.compiler.runtime_built() {
-            sink(LiveOutput::Stdout("jit: building the runtime in release mode (once, about a minute)\n".to_string()));
+            // jit libraries link the session's own build of the runtime (one copy per process):
+            // the session builds it first.
+            self.join_runtime(sink)?;
         }
         let defined: BTreeSet<String> = self.inner.items().into_iter().chain(self.inner.variables()).collect();
         let uses = merged_uses(&self.uses, &split.uses);
@@ -86,6 +88,14 @@ impl<B: Backend, C: Compile> JitBackend<B, C> {
             self.glue.push_str(&compiled.wrapper);
             self.functions.insert(function.name.clone(), function.clone());
         }
+        Ok(())
+    }
+
+    /// Makes the runtime a dependency of the session now (cargo builds it), with nothing else.
+    fn join_runtime(&mut self, sink: OutputSink<'_>) -> Result<(), CellError> {
+        let front = Front { items: if self.runtime_joined { "" } else { RUNTIME_PRELUDE }, dependency: Some(&self.runtime) };
+        self.inner.execute_with(&front, "", sink).map_err(RunError::into_cell_error)?;
+        self.runtime_joined = true;
         Ok(())
     }
 

@@ -91,7 +91,7 @@ pub fn run() -> ! {
             // A reply to an input request that came after its cell ended (an interrupt).
             continue;
         };
-        let user_fn = match load(so, name) {
+        let (user_fn, in_pool) = match load(so, name) {
             Ok(f) => f,
             Err(error) => {
                 eprintln!("While processing instruction `{line}`, got error: {error}");
@@ -103,7 +103,14 @@ pub fn run() -> ! {
             Err(why) if !first && why != snapshot::OFF => say(&format!("{NO_SNAPSHOT}{why}\n")),
             Err(_) => {}
         }
-        store = user_fn(store);
+        cell_thread_is_this_one();
+        store = match in_pool {
+            // SAFETY: the runtime's function (see its docs): it runs the cell on a thread of the
+            // session pool while this thread waits.
+            Some(run) => unsafe { run(user_fn, store, cell_thread_is_this_one) },
+            None => user_fn(store),
+        };
+        cell_thread_is_this_one();
         drop(snapshot);
         // What the cell printed without a newline is its output too.
         stdin::flush_cell_stdout();
@@ -114,10 +121,29 @@ pub fn run() -> ! {
 }
 
 type UserFn = extern "C" fn(*mut c_void) -> *mut c_void;
+/// The runtime's `rjk_run_cell` (`jit/runtime/src/pool.rs`): runs a cell in the session pool.
+type RunCellFn = unsafe extern "C" fn(UserFn, *mut c_void, extern "C" fn()) -> *mut c_void;
+
+/// The thread running the current cell (its kernel thread id): this process's main thread, or
+/// the session pool's thread the runtime runs it on.
+static CELL_THREAD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn cell_thread_is_this_one() {
+    // SAFETY: gettid has no preconditions.
+    CELL_THREAD.store(unsafe { libc::gettid() }, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// The thread id of the thread running the current cell: the session's panic hook reports a
+/// panic there as the cell's (`evcxr_backend/prelude.rs`), others as Rust prints them.
+#[unsafe(no_mangle)]
+pub extern "C" fn rjk_cell_thread() -> i32 {
+    CELL_THREAD.load(std::sync::atomic::Ordering::SeqCst)
+}
 
 /// Loads a cell's shared object (never unloaded: its thread-locals' destructors may run at
-/// exit) and finds its function.
-fn load(so: &str, name: &str) -> Result<UserFn, String> {
+/// exit) and finds its function, and the runtime's way to run it when the cell links the
+/// runtime.
+fn load(so: &str, name: &str) -> Result<(UserFn, Option<RunCellFn>), String> {
     let path = CString::new(so).map_err(|e| e.to_string())?;
     let symbol = CString::new(name).map_err(|e| e.to_string())?;
     let dl_error = || {
@@ -135,6 +161,12 @@ fn load(so: &str, name: &str) -> Result<UserFn, String> {
     if f.is_null() {
         return Err(dl_error());
     }
-    // SAFETY: evcxr generates this function with this signature.
-    Ok(unsafe { std::mem::transmute::<*mut c_void, UserFn>(f) })
+    // SAFETY: looking up a symbol in the library and its dependencies.
+    let run = unsafe { libc::dlsym(handle, c"rjk_run_cell".as_ptr()) };
+    // SAFETY: evcxr generates this function with this signature; the runtime defines its own
+    // (jit/runtime/src/pool.rs).
+    unsafe {
+        let run = (!run.is_null()).then(|| std::mem::transmute::<*mut c_void, RunCellFn>(run));
+        Ok((std::mem::transmute::<*mut c_void, UserFn>(f), run))
+    }
 }

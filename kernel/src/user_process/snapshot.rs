@@ -11,8 +11,8 @@
 //! learn how the original ended (`waitpid`).
 //!
 //! What a copy does not have: the other threads (only the forking thread survives a fork). The
-//! session's thread pool is rebuilt on first use ([`crate::pool::after_fork`]); a cell's own
-//! threads are gone. Open files and sockets are shared by both copies. A CUDA context cannot
+//! session's thread pool (in the runtime, `jit/runtime/src/pool.rs`) learns of the fork from a
+//! `pthread_atfork` handler and is rebuilt on first use; a cell's own threads are gone. Open files and sockets are shared by both copies. A CUDA context cannot
 //! be forked: while the process has one, cells run without snapshots.
 //!
 //! Memory: the copy shares every page with the original until one of them writes it; the cost
@@ -175,7 +175,6 @@ pub fn take() -> Taken {
             }
             // SAFETY: our descriptor.
             unsafe { libc::close(read_end) };
-            crate::pool::after_fork();
             Taken::Restored { dead: original, in_cell }
         }
         pid => {
