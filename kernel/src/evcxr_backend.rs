@@ -24,6 +24,7 @@ pub use registry::Registry;
 
 mod prelude;
 mod registry;
+pub mod rustc_wrapper;
 
 /// Configures evcxr for a workspace slot: its `evcxr.toml` in `config` (plain cells at
 /// opt-level 0, cells built in `build`), named by `EVCXR_CONFIG_DIR` in this process's
@@ -88,7 +89,7 @@ impl EvcxrBackend {
             .map_err(|e| anyhow::anyhow!("evcxr refused the build flags: {e}"))?;
         // This binary is cargo's rustc wrapper: it names the runtime's library by its build.
         let binary = std::env::current_exe().map_err(|e| anyhow::anyhow!("cannot find the kernel binary: {e}"))?;
-        for (name, value) in crate::rustc_wrapper::build_env(&binary) {
+        for (name, value) in rustc_wrapper::build_env(&binary) {
             ctx.execute(&format!(":build_env {name}={value}")).map_err(|e| anyhow::anyhow!("evcxr refused the build environment: {e}"))?;
         }
         tracing::info!(ms = started.elapsed().as_millis() as u64, build = %build.display(), "evcxr started");

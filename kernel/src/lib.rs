@@ -17,7 +17,6 @@ pub mod interrupt;
 pub mod jit;
 pub mod output;
 pub mod prepare;
-pub mod rustc_wrapper;
 pub mod setup;
 pub mod shared;
 #[cfg(test)]

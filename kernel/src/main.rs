@@ -77,7 +77,7 @@ fn main() -> ExitCode {
     if rust_jit_kernel::user_process::is_user_process() {
         rust_jit_kernel::user_process::run();
     }
-    rust_jit_kernel::rustc_wrapper::run_if_wrapper();
+    rust_jit_kernel::evcxr_backend::rustc_wrapper::run_if_wrapper();
     evcxr::runtime_hook();
     rust_jit_kernel::exports::keep();
 

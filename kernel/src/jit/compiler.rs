@@ -124,7 +124,7 @@ impl JitCompiler {
     }
 
     /// Which build of the runtime `dylib` is: the name it is loaded by (`libjit-<hash>.so`, the
-    /// hard link [`crate::rustc_wrapper`] made beside it) and its size.
+    /// hard link [`crate::evcxr_backend::rustc_wrapper`] made beside it) and its size.
     fn runtime_identity(dylib: &Path) -> Option<(String, u64)> {
         use std::os::unix::fs::MetadataExt;
         let meta = std::fs::metadata(dylib).ok()?;
