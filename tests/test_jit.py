@@ -162,6 +162,9 @@ def test_parallel_operators_broadcast_and_prange_reduces(kernel):
     assert kernel.result("sum_and_product(1000)") == "(500500, 0, -500.0)"
     kernel.error("affine(&m, &array![1.0, 2.0])", "panic", "broadcast")
     assert kernel.result("m.sum()") == "45.0"
+    # Numba's `prange(n)`, in a jit function and in a plain cell.
+    kernel.ok("#[jit(parallel)]\nfn count_up(n: usize) -> usize {\n    let mut s = 0;\n    for i in prange(n) { s += i; }\n    s\n}")
+    assert kernel.result("(count_up(10), prange(4).sum::<usize>())") == "(45, 6)"
 
 
 def test_thread_count_stays_bounded_over_many_cells(fresh_kernel):

@@ -36,14 +36,16 @@ pub mod prelude {
 ///
 /// In a `#[jit(parallel)]` function, `for i in prange(0..n) { total += ...; }` runs on the
 /// session's thread pool, each thread summing its own part (`+=`/`-=` add up, `*=`
-/// multiplies). Anywhere else it is the range itself, so the same loop runs serially.
-pub fn prange<R>(range: R) -> R {
-    range
+/// multiplies). Anywhere else it is the range itself, so the same loop runs serially. As in
+/// Numba, `prange(n)` is `prange(0..n)`.
+pub fn prange<R: par::PrangeArg>(range: R) -> R::Range {
+    range.into_range()
 }
 
-/// The number of threads parallel code runs on: `RAYON_NUM_THREADS` as it is now (read at
-/// each call, so `%env RAYON_NUM_THREADS=4` applies to the next call), else the number of
-/// cores.
+/// The number of threads parallel code runs on: in a cell (which runs on the session pool),
+/// the pool's size, `RAYON_NUM_THREADS` as it was when the cell started (so `%env
+/// RAYON_NUM_THREADS=4` applies to the next cell); elsewhere, as it is now; else the number
+/// of cores.
 pub fn num_threads() -> usize {
     pool::threads()
 }

@@ -112,7 +112,35 @@ where
     })
 }
 
-/// Integer ranges `prange` can cut into parts.
+/// What `prange` takes: a range, or a count `n` (Numba's `prange(n)`, the range `0..n`).
+pub trait PrangeArg {
+    type Range;
+    fn into_range(self) -> Self::Range;
+}
+
+impl<T> PrangeArg for Range<T> {
+    type Range = Range<T>;
+    fn into_range(self) -> Range<T> {
+        self
+    }
+}
+
+impl<T> PrangeArg for RangeInclusive<T> {
+    type Range = RangeInclusive<T>;
+    fn into_range(self) -> RangeInclusive<T> {
+        self
+    }
+}
+
+/// A count (`usize`, so a literal `prange(10)` needs no suffix; `prange(0..n)` for other types).
+impl PrangeArg for usize {
+    type Range = Range<usize>;
+    fn into_range(self) -> Range<usize> {
+        0..self
+    }
+}
+
+/// Integer ranges `prange` can cut into parts (and a count, `0..n`).
 pub trait PRange {
     type Index: Copy + Send + Sync;
     /// At most `parts` non-empty, consecutive inclusive ranges covering the range, in order.
@@ -149,6 +177,16 @@ macro_rules! prange_index {
     )*};
 }
 prange_index!(usize, isize, u8, u16, u32, u64, i8, i16, i32, i64);
+
+impl PRange for usize {
+    type Index = usize;
+    fn parts(&self, parts: usize) -> Vec<RangeInclusive<usize>> {
+        (0..*self).parts(parts)
+    }
+    fn len_hint(&self) -> usize {
+        *self
+    }
+}
 
 fn split_inclusive(first: i128, last: i128, parts: usize) -> Vec<(i128, i128)> {
     let len = last - first + 1;
@@ -306,6 +344,15 @@ mod tests {
         assert_eq!(product, 3_628_800);
         let none = prange_reduce(0..0usize, 7usize, |part| part.count(), |a, b| a + b);
         assert_eq!(none, 7);
+        // Numba's `prange(n)`.
+        assert_eq!(prange_reduce(10usize, 0usize, |part| part.sum::<usize>(), |a, b| a + b), 45);
+        assert_eq!((0..10).collect::<Vec<_>>(), crate::prange(10).collect::<Vec<_>>());
+        let mut seen = 0;
+        for i in crate::prange(4) {
+            seen += i;
+        }
+        assert_eq!(seen, 6);
+        assert_eq!(crate::prange(2..=4u8), 2..=4);
     }
 
     #[test]

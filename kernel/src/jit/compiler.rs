@@ -124,16 +124,21 @@ impl JitCompiler {
     }
 
     /// Which build of the runtime `dylib` is: the name it is loaded by (`libjit-<hash>.so`, the
-    /// hard link [`crate::evcxr_backend::rustc_wrapper`] made beside it) and its size.
+    /// hard link [`crate::evcxr_backend::rustc_wrapper`] made beside it, or a copy of it in a
+    /// slot filled from a seed) and its size.
     fn runtime_identity(dylib: &Path) -> Option<(String, u64)> {
-        use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::metadata(dylib).ok()?;
+        let len = std::fs::metadata(dylib).ok()?.len();
+        let mut content = None;
         let dir = dylib.parent()?;
         std::fs::read_dir(dir).ok()?.flatten().find_map(|entry| {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let same = name.starts_with("libjit-") && name.ends_with(".so")
-                && entry.metadata().is_ok_and(|m| m.ino() == meta.ino() && m.dev() == meta.dev());
-            same.then_some((name, meta.len()))
+            let candidate = name.starts_with("libjit-") && name.ends_with(".so") && std::fs::metadata(entry.path()).is_ok_and(|m| m.len() == len);
+            if !candidate {
+                return None;
+            }
+            let ours = content.get_or_insert_with(|| std::fs::read(dylib).ok());
+            let same = ours.is_some() && std::fs::read(entry.path()).ok() == *ours;
+            same.then_some((name, len))
         })
     }
 
@@ -219,6 +224,24 @@ fn find_mold() -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_runtimes_build_is_known_by_its_named_copy() {
+        let dir = std::env::temp_dir().join(format!("rjk-identity-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let dylib = dir.join("libjit.so");
+        assert_eq!(JitCompiler::runtime_identity(&dylib), None, "not built");
+        std::fs::write(&dylib, b"build two").unwrap();
+        std::fs::write(dir.join("libjit-0001.so"), b"build one").unwrap();
+        assert_eq!(JitCompiler::runtime_identity(&dylib), None, "the named copy of an older build only");
+        // A hard link (the wrapper) or a copy (a slot filled from a seed).
+        std::fs::hard_link(&dylib, dir.join("libjit-0002.so")).unwrap();
+        assert_eq!(JitCompiler::runtime_identity(&dylib), Some(("libjit-0002.so".to_string(), 9)));
+        std::fs::remove_file(dir.join("libjit-0002.so")).unwrap();
+        std::fs::copy(&dylib, dir.join("libjit-0003.so")).unwrap();
+        assert_eq!(JitCompiler::runtime_identity(&dylib), Some(("libjit-0003.so".to_string(), 9)));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn report() {

@@ -94,7 +94,8 @@ impl<B: Backend, C: Compile> JitBackend<B, C> {
     /// Makes the runtime a dependency of the session now (cargo builds it), with nothing else.
     fn join_runtime(&mut self, sink: OutputSink<'_>) -> Result<(), CellError> {
         let front = Front { items: if self.runtime_joined { "" } else { RUNTIME_PRELUDE }, dependency: Some(&self.runtime) };
-        self.inner.execute_with(&front, "", sink).map_err(RunError::into_cell_error)?;
+        // A statement, so that evcxr builds (it keeps `use` items without building).
+        self.inner.execute_with(&front, "jit::prange(0..0);", sink).map_err(RunError::into_cell_error)?;
         self.runtime_joined = true;
         Ok(())
     }

@@ -1,0 +1,238 @@
+"""`#[jit(parallel)]` against Numba's `parallel=True` (issue 14), side by side in one run.
+
+1. Numba (NUMBA_NUM_THREADS=2, its default threading layer, named) and NumPy's `copyto` of the same
+   array, in a Python process: the lesson's function, serial (`@jit`) and parallel, over the lesson's
+   sizes; per loop = the mean of 7 runs of an autoranged loop count (IPython's `%timeit`).
+2. rust-jit (RAYON_NUM_THREADS=2) on a fresh cache prepared by `install`: the same function as
+   `#[jit]` and `#[jit(parallel)]`, `%timeit -o -q` of each at each size; then the session's threads
+   and its CPU use over 5 s of idleness after the parallel calls; then plain cells' round trips
+   (compile, link, run) once the runtime is in the session.
+3. With `--before BINARY`: step 2 again with that build of the kernel (say, the last commit before
+   the runtime became one shared library), for the same figures side by side.
+
+Usage: .venv/bin/python bench/parallel_bench.py [--before OLD_BINARY] [--svg docs/data/parallel_crossover.svg]
+Prints Markdown tables for docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SIZES = [25, 50, 100, 200, 400, 700, 1000, 1500, 2000]
+THREADS = 2
+
+BODY = """(a: &Array2<f64>) -> Array2<f64> {
+    let mut trace = 0.0;
+    for i in RANGE {
+        trace += a[[i, i]].tanh();
+    }
+    a + trace
+}"""
+SERIAL = "#[jit]\nfn serial" + BODY.replace("RANGE", "0..a.nrows()")
+PARALLEL = "#[jit(parallel)]\nfn parallel" + BODY.replace("RANGE", "prange(0..a.nrows())")
+
+NUMBA = r"""
+import json, sys, timeit
+import numpy as np
+import numba
+from numba import jit
+
+def f(a):
+    trace = 0.0
+    for i in range(a.shape[0]):
+        trace += np.tanh(a[i, i])
+    return a + trace
+
+serial = jit(nopython=True)(f)
+parallel = jit(nopython=True, parallel=True)(f)
+
+def per_loop(fn):
+    t = timeit.Timer(fn)
+    loops, _ = t.autorange()
+    return sum(x / loops for x in t.repeat(repeat=7, number=loops)) / 7
+
+out = {"serial": {}, "parallel": {}, "copy": {}}
+for n in json.loads(sys.argv[1]):
+    a = np.arange(n * n, dtype=np.float64).reshape((n, n))
+    serial(a); parallel(a)
+    out["serial"][n] = per_loop(lambda: serial(a))
+    out["parallel"][n] = per_loop(lambda: parallel(a))
+    dst = np.empty_like(a)
+    out["copy"][n] = per_loop(lambda: np.copyto(dst, a))
+out["layer"] = numba.threading_layer()
+out["versions"] = f"Numba {numba.__version__}, NumPy {np.__version__}"
+print(json.dumps(out))
+"""
+
+
+def numba_side() -> dict:
+    env = dict(os.environ, NUMBA_NUM_THREADS=str(THREADS))
+    done = subprocess.run([sys.executable, "-c", NUMBA, json.dumps(SIZES)], env=env, capture_output=True, text=True, check=True)
+    out = json.loads(done.stdout)
+    for key in ("serial", "parallel", "copy"):
+        out[key] = {int(n): t for n, t in out[key].items()}
+    return out
+
+
+def user_pid(k) -> int:
+    return int(k.result("std::process::id()"))
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rust_side() -> dict:
+    """Step 2, with the kernel binary this process was started with (RUST_JIT_KERNEL_BIN)."""
+    from benchlib import fresh_install, kernel
+
+    fresh_install("parallel-bench")
+    out: dict = {"serial": {}, "parallel": {}}
+    with kernel() as k:
+        k.ok(f"%env RAYON_NUM_THREADS={THREADS}")
+        k.ok("\n".join(f"let a{n} = Array2::from_shape_fn(({n}, {n}), |(i, j)| (i * {n} + j) as f64);" for n in SIZES))
+        k.ok(SERIAL)
+        k.ok(PARALLEL)
+        assert k.result("parallel(&a1000) == serial(&a1000)") == "true"
+        for n in SIZES:
+            for case in ("serial", "parallel"):
+                k.ok(f"let bench_t = %timeit -o -q {case}(&a{n})")
+                out[case][n] = float(k.result("bench_t.average()"))
+        pid = user_pid(k)
+        out["threads"] = len(os.listdir(f"/proc/{pid}/task"))
+        k.ok("parallel(&a1000).len()")
+        time.sleep(0.2)
+        before = cpu_seconds(pid)
+        time.sleep(5)
+        out["idle cpu"] = (cpu_seconds(pid) - before) / 5
+        # Plain cells, the runtime in the session: a trivial one, and one that instantiates
+        # ndarray's generic code in the cell (compiled and linked each time: a new comment).
+        trivial, generic = [], []
+        for i in range(7):
+            trivial.append(k.ok(f"{i} + 1").seconds)
+            generic.append(k.ok(f"// {i}\n(&a100 + 1.0).sum()").seconds)
+        out["trivial cell"] = statistics.median(trivial)
+        out["ndarray cell"] = statistics.median(generic)
+    return out
+
+
+def crossover(serial: dict, parallel: dict) -> int | None:
+    """The smallest size from which parallel is faster than serial at every larger size."""
+    found = None
+    for n in sorted(serial, reverse=True):
+        if parallel[n] < serial[n]:
+            found = n
+        else:
+            break
+    return found
+
+
+def svg(path: Path, series: dict[str, dict[int, float]]) -> None:
+    """A log-log line chart of per-loop times, as the lesson draws it (no plotting library here)."""
+    import math
+
+    w, h, m = 640, 420, 60
+    xs = [math.log10(n) for n in SIZES]
+    ys = [math.log10(t) for s in series.values() for t in s.values()]
+    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+    px = lambda n: m + (math.log10(n) - x0) / (x1 - x0) * (w - 2 * m)  # noqa: E731
+    py = lambda t: h - m - (math.log10(t) - y0) / (y1 - y0) * (h - 2 * m)  # noqa: E731
+    colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#ff7f0e"]
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
+             f'<rect width="{w}" height="{h}" fill="white"/>',
+             f'<text x="{w / 2}" y="24" text-anchor="middle" font-size="15">a_plus_tr_tanh_a per loop, {THREADS} threads (log-log)</text>',
+             f'<line x1="{m}" y1="{h - m}" x2="{w - m}" y2="{h - m}" stroke="black"/><line x1="{m}" y1="{m}" x2="{m}" y2="{h - m}" stroke="black"/>']
+    for n in SIZES:
+        parts.append(f'<text x="{px(n):.1f}" y="{h - m + 16}" text-anchor="middle">{n}</text>')
+    for e in range(math.floor(y0), math.ceil(y1) + 1):
+        if y0 <= e <= y1:
+            label = {-6: "1 us", -5: "10 us", -4: "100 us", -3: "1 ms", -2: "10 ms", -1: "100 ms"}.get(e, f"1e{e} s")
+            parts.append(f'<text x="{m - 6}" y="{py(10 ** e) + 4:.1f}" text-anchor="end">{label}</text>')
+    parts.append(f'<text x="{w / 2}" y="{h - 18}" text-anchor="middle">n (n x n array)</text>')
+    for i, (name, s) in enumerate(series.items()):
+        c = colors[i % len(colors)]
+        dash = ' stroke-dasharray="5,4"' if "Numba" in name else ""
+        points = " ".join(f"{px(n):.1f},{py(t):.1f}" for n, t in sorted(s.items()))
+        parts.append(f'<polyline points="{points}" fill="none" stroke="{c}" stroke-width="2"{dash}/>')
+        parts.append(f'<line x1="{m + 10}" y1="{m + 16 * i}" x2="{m + 34}" y2="{m + 16 * i}" stroke="{c}" stroke-width="2"{dash}/>')
+        parts.append(f'<text x="{m + 40}" y="{m + 16 * i + 4}">{name}</text>')
+    parts.append("</svg>")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(parts) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--before", type=Path, help="another kernel binary, measured the same way")
+    parser.add_argument("--svg", type=Path, help="write the crossover chart here")
+    parser.add_argument("--rust-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rust_only:
+        print(json.dumps(rust_side()))
+        return
+    from benchlib import BINARY, machine
+
+    print(f"Machine: {machine()}; {time.strftime('%Y-%m-%d')}")
+    nb = numba_side()
+    runs = {"rust-jit": (BINARY, None)}
+    if args.before:
+        runs["rust-jit before"] = (args.before, None)
+    for label, (binary, _) in runs.items():
+        env = dict(os.environ, RUST_JIT_KERNEL_BIN=str(binary))
+        done = subprocess.run([sys.executable, __file__, "--rust-only"], env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"{label} ({binary}) failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        last = [line for line in done.stdout.splitlines() if line.startswith("{")][-1]
+        runs[label] = (binary, json.loads(last))
+    print(f"{nb['versions']}, NUMBA_NUM_THREADS={THREADS}, threading layer `{nb['layer']}`; rust-jit RAYON_NUM_THREADS={THREADS}\n")
+    us = lambda s: f"{s * 1e6:.1f} us" if s < 1e-3 else f"{s * 1e3:.2f} ms"  # noqa: E731
+    labels = list(runs)
+    head = "| n | Numba serial | Numba parallel | " + " | ".join(f"{l} serial | {l} parallel" for l in labels) + " | NumPy copyto |"
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1))
+    for n in SIZES:
+        cells = [us(nb["serial"][n]), us(nb["parallel"][n])]
+        for l in labels:
+            r = runs[l][1]
+            cells += [us(r["serial"][n]), us(r["parallel"][n])]
+        print(f"| {n}x{n} | " + " | ".join(cells) + f" | {us(nb['copy'][n])} |")
+    print()
+    r = runs["rust-jit"][1]
+    print("| ratio (same run) | measured | goal |")
+    print("|---|---|---|")
+    print(f"| 100x100 parallel / Numba parallel | {r['parallel'][100] / nb['parallel'][100]:.2f}x | <= 0.5x |")
+    print(f"| 1000x1000 parallel / Numba parallel | {r['parallel'][1000] / nb['parallel'][1000]:.2f}x | <= 0.8x |")
+    print(f"| 1000x1000 serial / Numba serial | {r['serial'][1000] / nb['serial'][1000]:.2f}x | <= 0.8x |")
+    print(f"| 1000x1000 serial / NumPy copyto of the same array | {r['serial'][1000] / nb['copy'][1000]:.2f}x | <= 1.15x |")
+    print(f"| 100x100 parallel / serial (the overhead the lesson shows) | {r['parallel'][100] / r['serial'][100]:.2f}x (Numba {nb['parallel'][100] / nb['serial'][100]:.2f}x) | |")
+    print()
+    print("| crossover: parallel faster from | n |")
+    print("|---|---|")
+    print(f"| Numba | {crossover(nb['serial'], nb['parallel'])} |")
+    for l in labels:
+        print(f"| {l} | {crossover(runs[l][1]['serial'], runs[l][1]['parallel'])} |")
+    print()
+    print("| session | " + " | ".join(labels) + " |")
+    print("|---|" + "---|" * len(labels))
+    print("| user-process threads after the sweep | " + " | ".join(str(runs[l][1]["threads"]) for l in labels) + " |")
+    print("| CPU over 5 s idle after a parallel call (share of one core) | " + " | ".join(f"{runs[l][1]['idle cpu'] * 100:.2f}%" for l in labels) + " |")
+    print("| plain cell `N + 1`, round trip (median of 7) | " + " | ".join(f"{runs[l][1]['trivial cell'] * 1e3:.0f} ms" for l in labels) + " |")
+    print("| plain cell `(&a100 + 1.0).sum()`, round trip (median of 7) | " + " | ".join(f"{runs[l][1]['ndarray cell'] * 1e3:.0f} ms" for l in labels) + " |")
+    if args.svg:
+        series = {"Numba serial": nb["serial"], "Numba parallel": nb["parallel"]}
+        for l in labels:
+            series[f"{l} serial"] = runs[l][1]["serial"]
+            series[f"{l} parallel"] = runs[l][1]["parallel"]
+        svg(args.svg, series)
+        print(f"\nChart: {args.svg}")
+
+
+if __name__ == "__main__":
+    main()
