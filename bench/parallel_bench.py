@@ -1,16 +1,19 @@
 """`#[jit(parallel)]` against Numba's `parallel=True` (issue 14), side by side in one run.
 
-1. Numba (NUMBA_NUM_THREADS=2, its default threading layer, named) and NumPy's `copyto` of the same
-   array, in a Python process: the lesson's function, serial (`@jit`) and parallel, over the lesson's
-   sizes; per loop = the mean of 7 runs of an autoranged loop count (IPython's `%timeit`).
-2. rust-jit (RAYON_NUM_THREADS=2) on a fresh cache prepared by `install`: the same function as
-   `#[jit]` and `#[jit(parallel)]`, `%timeit -o -q` of each at each size; then the session's threads
-   and its CPU use over 5 s of idleness after the parallel calls; then plain cells' round trips
-   (compile, link, run) once the runtime is in the session.
-3. With `--before BINARY`: step 2 again with that build of the kernel (say, the last commit before
-   the runtime became one shared library), for the same figures side by side.
+The machines here are shared virtual machines whose memory bandwidth drifts by a factor of two over
+minutes, so the figures are taken interleaved: three long-lived workers (Numba in a Python process;
+rust-jit in a kernel; with `--before`, another build of the kernel in a kernel of its own), each asked in
+turn for one figure, three rounds; the median of each.
 
-Usage: .venv/bin/python bench/parallel_bench.py [--before OLD_BINARY] [--svg docs/data/parallel_crossover.svg]
+- Numba (NUMBA_NUM_THREADS=2, its default threading layer, named) and NumPy's `copyto` of the same
+  array: the lesson's function, serial (`@jit`) and parallel, over the lesson's sizes; per loop = the
+  mean of 7 runs of an autoranged loop count (IPython's `%timeit`).
+- rust-jit (RAYON_NUM_THREADS=2), on a fresh cache prepared by `install`: the same function as
+  `#[jit]` and `#[jit(parallel)]`, `%timeit -o -q` of each. Then the session's threads and its CPU use
+  over 5 s of idleness after the parallel calls; then plain cells' round trips (compile, link, run) once
+  the runtime is in the session.
+
+Usage: .venv/bin/python bench/parallel_bench.py [--before OLD_BINARY] [--rounds 3] [--svg FILE.svg] [--report FILE.json]
 Prints Markdown tables for docs/benchmarks.md.
 """
 from __future__ import annotations
@@ -57,27 +60,42 @@ def per_loop(fn):
     loops, _ = t.autorange()
     return sum(x / loops for x in t.repeat(repeat=7, number=loops)) / 7
 
-out = {"serial": {}, "parallel": {}, "copy": {}}
-for n in json.loads(sys.argv[1]):
-    a = np.arange(n * n, dtype=np.float64).reshape((n, n))
+arrays = {n: np.arange(n * n, dtype=np.float64).reshape((n, n)) for n in json.loads(sys.argv[1])}
+for a in arrays.values():
     serial(a); parallel(a)
-    out["serial"][n] = per_loop(lambda: serial(a))
-    out["parallel"][n] = per_loop(lambda: parallel(a))
-    dst = np.empty_like(a)
-    out["copy"][n] = per_loop(lambda: np.copyto(dst, a))
-out["layer"] = numba.threading_layer()
-out["versions"] = f"Numba {numba.__version__}, NumPy {np.__version__}"
-print(json.dumps(out))
+out = {n: np.empty_like(a) for n, a in arrays.items()}
+print(json.dumps({"layer": numba.threading_layer(), "versions": f"Numba {numba.__version__}, NumPy {np.__version__}"}), flush=True)
+for line in sys.stdin:
+    case, n = line.split()
+    a = arrays[int(n)]
+    fn = {"serial": lambda: serial(a), "parallel": lambda: parallel(a), "copy": lambda: np.copyto(out[int(n)], a)}[case]
+    print(per_loop(fn), flush=True)
 """
 
 
-def numba_side() -> dict:
-    env = dict(os.environ, NUMBA_NUM_THREADS=str(THREADS))
-    done = subprocess.run([sys.executable, "-c", NUMBA, json.dumps(SIZES)], env=env, capture_output=True, text=True, check=True)
-    out = json.loads(done.stdout)
-    for key in ("serial", "parallel", "copy"):
-        out[key] = {int(n): t for n, t in out[key].items()}
-    return out
+class Worker:
+    """A process that answers one figure per line asked (see `NUMBA` and `rust_worker`)."""
+
+    def __init__(self, argv: list[str], env: dict) -> None:
+        self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.hello = self.answer()
+
+    def answer(self) -> dict | float:
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise SystemExit(f"a worker ended: {self.proc.args}")
+            if line.startswith("{") or line[:1].isdigit():
+                return json.loads(line)
+
+    def ask(self, question: str):
+        self.proc.stdin.write(question + "\n")
+        self.proc.stdin.flush()
+        return self.answer()
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=120)
 
 
 def user_pid(k) -> int:
@@ -89,38 +107,42 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def rust_side() -> dict:
-    """Step 2, with the kernel binary this process was started with (RUST_JIT_KERNEL_BIN)."""
+def rust_worker() -> None:
+    """A kernel of the binary this process was started with (RUST_JIT_KERNEL_BIN), answering
+    `serial N` / `parallel N` (seconds per loop) and `session` (threads, idle CPU, plain cells)."""
     from benchlib import fresh_install, kernel
 
     fresh_install("parallel-bench")
-    out: dict = {"serial": {}, "parallel": {}}
     with kernel() as k:
         k.ok(f"%env RAYON_NUM_THREADS={THREADS}")
         k.ok("\n".join(f"let a{n} = Array2::from_shape_fn(({n}, {n}), |(i, j)| (i * {n} + j) as f64);" for n in SIZES))
         k.ok(SERIAL)
         k.ok(PARALLEL)
         assert k.result("parallel(&a1000) == serial(&a1000)") == "true"
-        for n in SIZES:
-            for case in ("serial", "parallel"):
-                k.ok(f"let bench_t = %timeit -o -q {case}(&a{n})")
-                out[case][n] = float(k.result("bench_t.average()"))
-        pid = user_pid(k)
-        out["threads"] = len(os.listdir(f"/proc/{pid}/task"))
-        k.ok("parallel(&a1000).len()")
-        time.sleep(0.2)
-        before = cpu_seconds(pid)
-        time.sleep(5)
-        out["idle cpu"] = (cpu_seconds(pid) - before) / 5
-        # Plain cells, the runtime in the session: a trivial one, and one that instantiates
-        # ndarray's generic code in the cell (compiled and linked each time: a new comment).
-        trivial, generic = [], []
-        for i in range(7):
-            trivial.append(k.ok(f"{i} + 1").seconds)
-            generic.append(k.ok(f"// {i}\n(&a100 + 1.0).sum()").seconds)
-        out["trivial cell"] = statistics.median(trivial)
-        out["ndarray cell"] = statistics.median(generic)
-    return out
+        print("{}", flush=True)
+        for line in sys.stdin:
+            question = line.split()
+            if question[0] in ("serial", "parallel"):
+                k.ok(f"let bench_t = %timeit -o -q {question[0]}(&a{question[1]})")
+                print(float(k.result("bench_t.average()")), flush=True)
+                continue
+            out: dict = {}
+            pid = user_pid(k)
+            out["threads"] = len(os.listdir(f"/proc/{pid}/task"))
+            k.ok("parallel(&a1000).len()")
+            time.sleep(0.2)
+            before = cpu_seconds(pid)
+            time.sleep(5)
+            out["idle cpu"] = (cpu_seconds(pid) - before) / 5
+            # Plain cells, the runtime in the session: a trivial one, and one that instantiates
+            # ndarray's generic code in the cell (compiled and linked each time: a new comment).
+            trivial, generic = [], []
+            for i in range(7):
+                trivial.append(k.ok(f"{i} + 1").seconds)
+                generic.append(k.ok(f"// {i}\n(&a100 + 1.0).sum()").seconds)
+            out["trivial cell"] = statistics.median(trivial)
+            out["ndarray cell"] = statistics.median(generic)
+            print(json.dumps(out), flush=True)
 
 
 def crossover(serial: dict, parallel: dict) -> int | None:
@@ -171,40 +193,53 @@ def svg(path: Path, series: dict[str, dict[int, float]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--before", type=Path, help="another kernel binary, measured the same way")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--svg", type=Path, help="write the crossover chart here")
-    parser.add_argument("--rust-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--report", type=Path, help="write the raw figures here (JSON)")
+    parser.add_argument("--rust-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.rust_only:
-        print(json.dumps(rust_side()))
+    if args.rust_worker:
+        rust_worker()
         return
     from benchlib import BINARY, machine
 
     print(f"Machine: {machine()}; {time.strftime('%Y-%m-%d')}")
-    nb = numba_side()
-    runs = {"rust-jit": (BINARY, None)}
-    if args.before:
-        runs["rust-jit before"] = (args.before, None)
-    for label, (binary, _) in runs.items():
-        env = dict(os.environ, RUST_JIT_KERNEL_BIN=str(binary))
-        done = subprocess.run([sys.executable, __file__, "--rust-only"], env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise SystemExit(f"{label} ({binary}) failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-        last = [line for line in done.stdout.splitlines() if line.startswith("{")][-1]
-        runs[label] = (binary, json.loads(last))
-    print(f"{nb['versions']}, NUMBA_NUM_THREADS={THREADS}, threading layer `{nb['layer']}`; rust-jit RAYON_NUM_THREADS={THREADS}\n")
+    numba_worker = Worker([sys.executable, "-c", NUMBA, json.dumps(SIZES)], dict(os.environ, NUMBA_NUM_THREADS=str(THREADS)))
+    nb_info = numba_worker.hello
+    binaries = {"rust-jit": BINARY, **({"rust-jit before": args.before} if args.before else {})}
+    # One at a time: each install builds a session crate.
+    workers = {label: Worker([sys.executable, __file__, "--rust-worker"], dict(os.environ, RUST_JIT_KERNEL_BIN=str(b))) for label, b in binaries.items()}
+    labels = list(workers)
+    seen: dict = {}
+    for n in SIZES:
+        for _ in range(args.rounds):
+            for case in ("serial", "parallel", "copy"):
+                seen.setdefault(("Numba", case, n), []).append(numba_worker.ask(f"{case} {n}"))
+                if case == "copy":
+                    continue
+                for label, worker in workers.items():
+                    seen.setdefault((label, case, n), []).append(worker.ask(f"{case} {n}"))
+    numba_worker.close()
+    fig = {k: statistics.median(v) for k, v in seen.items()}
+    nb = {case: {n: fig[("Numba", case, n)] for n in SIZES} for case in ("serial", "parallel", "copy")}
+    runs = {}
+    for label, worker in workers.items():
+        runs[label] = {case: {n: fig[(label, case, n)] for n in SIZES} for case in ("serial", "parallel")}
+        runs[label].update(worker.ask("session"))
+        worker.close()
+    print(f"{nb_info['versions']}, NUMBA_NUM_THREADS={THREADS}, threading layer `{nb_info['layer']}`; rust-jit RAYON_NUM_THREADS={THREADS}; "
+          f"medians of {args.rounds} interleaved rounds\n")
     us = lambda s: f"{s * 1e6:.1f} us" if s < 1e-3 else f"{s * 1e3:.2f} ms"  # noqa: E731
-    labels = list(runs)
     head = "| n | Numba serial | Numba parallel | " + " | ".join(f"{l} serial | {l} parallel" for l in labels) + " | NumPy copyto |"
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for n in SIZES:
         cells = [us(nb["serial"][n]), us(nb["parallel"][n])]
         for l in labels:
-            r = runs[l][1]
-            cells += [us(r["serial"][n]), us(r["parallel"][n])]
+            cells += [us(runs[l]["serial"][n]), us(runs[l]["parallel"][n])]
         print(f"| {n}x{n} | " + " | ".join(cells) + f" | {us(nb['copy'][n])} |")
     print()
-    r = runs["rust-jit"][1]
+    r = runs["rust-jit"]
     print("| ratio (same run) | measured | goal |")
     print("|---|---|---|")
     print(f"| 100x100 parallel / Numba parallel | {r['parallel'][100] / nb['parallel'][100]:.2f}x | <= 0.5x |")
@@ -217,19 +252,23 @@ def main() -> None:
     print("|---|---|")
     print(f"| Numba | {crossover(nb['serial'], nb['parallel'])} |")
     for l in labels:
-        print(f"| {l} | {crossover(runs[l][1]['serial'], runs[l][1]['parallel'])} |")
+        print(f"| {l} | {crossover(runs[l]['serial'], runs[l]['parallel'])} |")
     print()
     print("| session | " + " | ".join(labels) + " |")
     print("|---|" + "---|" * len(labels))
-    print("| user-process threads after the sweep | " + " | ".join(str(runs[l][1]["threads"]) for l in labels) + " |")
-    print("| CPU over 5 s idle after a parallel call (share of one core) | " + " | ".join(f"{runs[l][1]['idle cpu'] * 100:.2f}%" for l in labels) + " |")
-    print("| plain cell `N + 1`, round trip (median of 7) | " + " | ".join(f"{runs[l][1]['trivial cell'] * 1e3:.0f} ms" for l in labels) + " |")
-    print("| plain cell `(&a100 + 1.0).sum()`, round trip (median of 7) | " + " | ".join(f"{runs[l][1]['ndarray cell'] * 1e3:.0f} ms" for l in labels) + " |")
+    print("| user-process threads after the sweep | " + " | ".join(str(runs[l]["threads"]) for l in labels) + " |")
+    print("| CPU over 5 s idle after a parallel call (share of one core) | " + " | ".join(f"{runs[l]['idle cpu'] * 100:.2f}%" for l in labels) + " |")
+    print("| plain cell `N + 1`, round trip (median of 7) | " + " | ".join(f"{runs[l]['trivial cell'] * 1e3:.0f} ms" for l in labels) + " |")
+    print("| plain cell `(&a100 + 1.0).sum()`, round trip (median of 7) | " + " | ".join(f"{runs[l]['ndarray cell'] * 1e3:.0f} ms" for l in labels) + " |")
+    if args.report:
+        raw = {"machine": machine(), "numba": {**nb, **nb_info}, "rust": runs, "rounds": {f"{k[0]} {k[1]} {k[2]}": v for k, v in seen.items()}}
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps(raw, indent=1) + "\n")
     if args.svg:
         series = {"Numba serial": nb["serial"], "Numba parallel": nb["parallel"]}
         for l in labels:
-            series[f"{l} serial"] = runs[l][1]["serial"]
-            series[f"{l} parallel"] = runs[l][1]["parallel"]
+            series[f"{l} serial"] = runs[l]["serial"]
+            series[f"{l} parallel"] = runs[l]["parallel"]
         svg(args.svg, series)
         print(f"\nChart: {args.svg}")
 

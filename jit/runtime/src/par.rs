@@ -28,6 +28,7 @@ pub(crate) fn build<C: Send, D: Dimension>(
         fill(out.view_mut(), None);
     } else if !out.is_empty() {
         let rows = out.len_of(Axis(0));
+        let stream = out.len() * std::mem::size_of::<C>() >= STREAM_BYTES;
         let per = rows.div_ceil(tasks_for(rows));
         let blocks: Vec<Mutex<ArrayViewMut<'_, MaybeUninit<C>, D>>> =
             out.axis_chunks_iter_mut(Axis(0), per).map(Mutex::new).collect();
@@ -35,11 +36,90 @@ pub(crate) fn build<C: Send, D: Dimension>(
             let mut block = blocks[k].lock().unwrap_or_else(|e| e.into_inner());
             let start = k * per;
             let end = start + block.len_of(Axis(0));
-            fill(block.view_mut(), Some(start..end));
+            if stream && block.is_standard_layout() {
+                fill_streaming(block.view_mut(), start..end, &fill);
+            } else {
+                fill(block.view_mut(), Some(start..end));
+            }
         });
     }
     // SAFETY: every block was written completely by `fill` (a panic in it unwinds past this).
     unsafe { out.assume_init() }
+}
+
+/// Results at least this large are written with streaming stores (past the caches): a result
+/// that does not fit in them is not read back soon, and writing it without first reading each
+/// cache line (as ordinary stores do) moves a third less memory (NumPy's threshold for huge
+/// pages, 4 MiB, is the same order).
+const STREAM_BYTES: usize = 4 << 20;
+/// How much of a result `fill_streaming` computes at a time (in the L1/L2 caches).
+const STREAM_CHUNK_BYTES: usize = 16 << 10;
+
+/// `fill` for the contiguous `block` (rows `rows` of the result), a few rows at a time into a
+/// small buffer, each part then copied to `block` with streaming stores.
+fn fill_streaming<C, D: Dimension>(
+    mut block: ArrayViewMut<'_, MaybeUninit<C>, D>,
+    rows: Range<usize>,
+    fill: &impl Fn(ArrayViewMut<'_, MaybeUninit<C>, D>, Option<Range<usize>>),
+) {
+    let row_len = block.len() / rows.len();
+    let per = (STREAM_CHUNK_BYTES / std::mem::size_of::<C>().max(1) / row_len.max(1)).max(1);
+    // Never given a length: what `fill` writes in it is moved out by the copy, not dropped here.
+    let mut buffer: Vec<C> = Vec::with_capacity(per * row_len);
+    let dst = block.as_mut_ptr();
+    let mut start = rows.start;
+    while start < rows.end {
+        let end = (start + per).min(rows.end);
+        let n = (end - start) * row_len;
+        let mut shape = block.raw_dim();
+        shape[0] = end - start;
+        let part = ArrayViewMut::from_shape(shape, &mut buffer.spare_capacity_mut()[..n]).expect("a buffer of the part's size");
+        fill(part, Some(start..end));
+        // SAFETY: `fill` wrote the part's `n` elements into the buffer; `dst` is the block's
+        // contiguous memory, of which these are elements `(start - rows.start) * row_len..`.
+        unsafe {
+            stream_copy(buffer.as_ptr().cast::<u8>(), dst.add((start - rows.start) * row_len).cast::<u8>(), n * std::mem::size_of::<C>());
+        }
+        start = end;
+    }
+    store_fence();
+}
+
+/// Copies `bytes` bytes from `src` to `dst` with streaming stores where the CPU has them.
+///
+/// # Safety
+/// As `ptr::copy_nonoverlapping(src, dst, bytes)`.
+unsafe fn stream_copy(src: *const u8, dst: *mut u8, bytes: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_stream_si128};
+        // SSE2, which every x86-64 CPU has: 16 bytes at a time to 16-byte-aligned addresses.
+        let head = dst.align_offset(16).min(bytes);
+        std::ptr::copy_nonoverlapping(src, dst, head);
+        let mut i = head;
+        while i + 64 <= bytes {
+            for k in (0..64).step_by(16) {
+                _mm_stream_si128(dst.add(i + k).cast::<__m128i>(), _mm_loadu_si128(src.add(i + k).cast::<__m128i>()));
+            }
+            i += 64;
+        }
+        while i + 16 <= bytes {
+            _mm_stream_si128(dst.add(i).cast::<__m128i>(), _mm_loadu_si128(src.add(i).cast::<__m128i>()));
+            i += 16;
+        }
+        std::ptr::copy_nonoverlapping(src.add(i), dst.add(i), bytes - i);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    std::ptr::copy_nonoverlapping(src, dst, bytes);
+}
+
+/// Orders this thread's streaming stores before what it does next (the end of its task).
+fn store_fence() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE, which every x86-64 CPU has.
+    unsafe {
+        std::arch::x86_64::_mm_sfence()
+    };
 }
 
 /// The rows `rows` of `view` (all of it for `None`).
@@ -298,6 +378,23 @@ mod tests {
         assert_eq!(map(&scalar, |x| x * x), ndarray::arr0(16.0));
         let empty = Array2::<f64>::zeros((0, 3));
         assert_eq!(map(&empty, |x| *x).shape(), &[0, 3]);
+    }
+
+    #[test]
+    fn large_results_written_with_streaming_stores_are_the_same() {
+        // Over STREAM_BYTES: 1-, 2- and 3-dimensional, odd sizes, broadcasting, a type with drop.
+        let a = Array::from_shape_fn((1001, 613), |(i, j)| (i * 613 + j) as f64);
+        assert_eq!(map(&a, |x| x * 2.0 + 1.0), a.mapv(|x| x * 2.0 + 1.0));
+        let row = Array::from_shape_fn(613, |j| j as f64);
+        assert_eq!(zip_map(&a, &row, |x, y| x - y), &a - &row);
+        let long = Array::from_shape_fn(700_001, |i| i as u64);
+        assert_eq!(map(&long, |x| x + 3), long.mapv(|x| x + 3));
+        let cube = Array::from_shape_fn((3, 400, 501), |(i, j, k)| (i + j * k) as f32);
+        assert_eq!(map(&cube, |x| x / 2.0), cube.mapv(|x| x / 2.0));
+        let words = map(&Array::from_shape_fn(180_000, |i| i), |i| i.to_string());
+        assert_eq!((words.len(), words[179_999].as_str()), (180_000, "179999"));
+        let wide = Array::from_shape_fn((1, 600_000), |(_, j)| j as f64);
+        assert_eq!(map(&wide, |x| -x), wide.mapv(|x| -x));
     }
 
     #[test]
