@@ -28,7 +28,7 @@ pub(crate) fn build<C: Send, D: Dimension>(
         fill(out.view_mut(), None);
     } else if !out.is_empty() {
         let rows = out.len_of(Axis(0));
-        let stream = out.len() * std::mem::size_of::<C>() >= STREAM_BYTES;
+        let stream = out.len() * std::mem::size_of::<C>() >= stream_bytes();
         let per = rows.div_ceil(tasks_for(rows));
         let blocks: Vec<Mutex<ArrayViewMut<'_, MaybeUninit<C>, D>>> =
             out.axis_chunks_iter_mut(Axis(0), per).map(Mutex::new).collect();
@@ -47,11 +47,40 @@ pub(crate) fn build<C: Send, D: Dimension>(
     unsafe { out.assume_init() }
 }
 
-/// Results at least this large are written with streaming stores (past the caches): a result
-/// that does not fit in them is not read back soon, and writing it without first reading each
-/// cache line (as ordinary stores do) moves a third less memory (NumPy's threshold for huge
-/// pages, 4 MiB, is the same order).
-const STREAM_BYTES: usize = 4 << 20;
+/// Results at least as large as the last-level cache are written with streaming stores (past the
+/// caches): with its operands such a result cannot stay in the cache, and writing it without first
+/// reading each line (as ordinary stores do) moves a third less memory. Smaller ones stay in the
+/// cache between calls, which is faster than any store to memory (measured on a 32 MiB L3: 8 MB
+/// results 2.2x slower streamed, 32 MB ones 11% faster).
+fn stream_bytes() -> usize {
+    if cfg!(test) {
+        // The tests' arrays take the streaming path.
+        return 1 << 20;
+    }
+    static BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BYTES.get_or_init(|| last_level_cache().unwrap_or(32 << 20).max(1 << 20))
+}
+
+/// The size of CPU 0's last-level cache, from Linux's sysfs.
+fn last_level_cache() -> Option<usize> {
+    let caches = std::fs::read_dir("/sys/devices/system/cpu/cpu0/cache").ok()?;
+    let mut best: Option<(u32, usize)> = None;
+    for cache in caches.flatten() {
+        let read = |name: &str| std::fs::read_to_string(cache.path().join(name)).ok().map(|s| s.trim().to_string());
+        let (Some(level), Some(size)) = (read("level").and_then(|l| l.parse::<u32>().ok()), read("size")) else { continue };
+        let bytes = match size.strip_suffix('K') {
+            Some(k) => k.parse::<usize>().ok()? << 10,
+            None => match size.strip_suffix('M') {
+                Some(m) => m.parse::<usize>().ok()? << 20,
+                None => size.parse().ok()?,
+            },
+        };
+        if best.is_none_or(|(l, _)| level > l) {
+            best = Some((level, bytes));
+        }
+    }
+    best.map(|(_, bytes)| bytes)
+}
 /// How much of a result `fill_streaming` computes at a time (in the L1/L2 caches).
 const STREAM_CHUNK_BYTES: usize = 16 << 10;
 
@@ -382,7 +411,8 @@ mod tests {
 
     #[test]
     fn large_results_written_with_streaming_stores_are_the_same() {
-        // Over STREAM_BYTES: 1-, 2- and 3-dimensional, odd sizes, broadcasting, a type with drop.
+        // Over the streaming size (1 MiB in tests): 1-, 2- and 3-dimensional, odd sizes,
+        // broadcasting, a type with drop.
         let a = Array::from_shape_fn((1001, 613), |(i, j)| (i * 613 + j) as f64);
         assert_eq!(map(&a, |x| x * 2.0 + 1.0), a.mapv(|x| x * 2.0 + 1.0));
         let row = Array::from_shape_fn(613, |j| j as f64);
@@ -395,6 +425,13 @@ mod tests {
         assert_eq!((words.len(), words[179_999].as_str()), (180_000, "179999"));
         let wide = Array::from_shape_fn((1, 600_000), |(_, j)| j as f64);
         assert_eq!(map(&wide, |x| -x), wide.mapv(|x| -x));
+    }
+
+    #[test]
+    fn the_last_level_cache_is_found() {
+        if std::path::Path::new("/sys/devices/system/cpu/cpu0/cache/index0").exists() {
+            assert!(last_level_cache().is_some_and(|bytes| bytes >= 32 << 10));
+        }
     }
 
     #[test]
