@@ -15,7 +15,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from kernel_client import BINARY, KERNEL_NAME, LESSON, ROOT, Cell, Kernel, execute_lesson, install  # noqa: E402
 
-__all__ = ["BINARY", "KERNEL_NAME", "LESSON", "ROOT", "Cell", "Kernel", "execute_lesson", "fresh_install", "kernel", "kernel_pid", "machine", "rss_mib"]
+__all__ = ["BINARY", "KERNEL_NAME", "LESSON", "ROOT", "Cell", "Kernel", "execute_lesson", "fresh_install", "kernel", "kernel_pid", "lesson_fn", "machine", "rss_mib"]
+
+# The lesson's function, `a_plus_tr_tanh_a`, after its signature; RANGE is the trace loop's range.
+LESSON_BODY = """(a: &Array2<f64>) -> Array2<f64> {
+    let mut trace = 0.0;
+    for i in RANGE {
+        trace += a[[i, i]].tanh();
+    }
+    a + trace
+}"""
+
+
+def lesson_fn(head: str, name: str, parallel: bool = False) -> str:
+    """The lesson's function as `head` (an attribute line, or "") `fn NAME`, its trace loop over
+    `prange(0..n)` when `parallel`."""
+    body = LESSON_BODY.replace("RANGE", "prange(0..a.nrows())" if parallel else "0..a.nrows()")
+    return f"{head}\nfn {name}{body}".lstrip("\n")
+
 
 CELL_TIMEOUT = 600  # s: a cold jit compile or `:dep` build in a benchmark may take minutes
 

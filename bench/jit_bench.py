@@ -18,20 +18,13 @@ import subprocess
 import sys
 import time
 
-from benchlib import ROOT, fresh_install, kernel, machine
+from benchlib import ROOT, fresh_install, kernel, lesson_fn, machine
 
 BASELINE = ROOT.parent / "shared/lesson/numba_baseline.py"
 
-BODY = """(a: &Array2<f64>) -> Array2<f64> {
-    let mut trace = 0.0;
-    for i in RANGE {
-        trace += a[[i, i]].tanh();
-    }
-    a + trace
-}"""
-NAIVE = "fn naive" + BODY.replace("RANGE", "0..a.nrows()")
-JIT = "#[jit]\nfn a_plus_tr_tanh_a" + BODY.replace("RANGE", "0..a.nrows()")
-PARALLEL = "#[jit(parallel)]\nfn a_plus_tr_tanh_a_par" + BODY.replace("RANGE", "prange(0..a.nrows())")
+NAIVE = lesson_fn("", "naive")
+JIT = lesson_fn("#[jit]", "a_plus_tr_tanh_a")
+PARALLEL = lesson_fn("#[jit(parallel)]", "a_plus_tr_tanh_a_par", parallel=True)
 # The lesson's arrays: np.arange(n * n).reshape((n, n)).
 ARRAYS = "\n".join(f"let a{n} = Array2::from_shape_fn(({n}, {n}), |(i, j)| (i * {n} + j) as f64);" for n in (100, 1000))
 

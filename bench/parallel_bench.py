@@ -30,15 +30,13 @@ from pathlib import Path
 SIZES = [25, 50, 100, 200, 400, 700, 1000, 1500, 2000]
 THREADS = 2
 
-BODY = """(a: &Array2<f64>) -> Array2<f64> {
-    let mut trace = 0.0;
-    for i in RANGE {
-        trace += a[[i, i]].tanh();
-    }
-    a + trace
-}"""
-SERIAL = "#[jit]\nfn serial" + BODY.replace("RANGE", "0..a.nrows()")
-PARALLEL = "#[jit(parallel)]\nfn parallel" + BODY.replace("RANGE", "prange(0..a.nrows())")
+
+def functions() -> str:
+    """The lesson's function as `#[jit]` `serial` and `#[jit(parallel)]` `parallel`."""
+    from benchlib import lesson_fn
+
+    return lesson_fn("#[jit]", "serial") + "\n" + lesson_fn("#[jit(parallel)]", "parallel", parallel=True)
+
 
 NUMBA = r"""
 import json, sys, timeit
@@ -116,8 +114,7 @@ def rust_worker() -> None:
     with kernel() as k:
         k.ok(f"%env RAYON_NUM_THREADS={THREADS}")
         k.ok("\n".join(f"let a{n} = Array2::from_shape_fn(({n}, {n}), |(i, j)| (i * {n} + j) as f64);" for n in SIZES))
-        k.ok(SERIAL)
-        k.ok(PARALLEL)
+        k.ok(functions())
         assert k.result("parallel(&a1000) == serial(&a1000)") == "true"
         print("{}", flush=True)
         for line in sys.stdin:
