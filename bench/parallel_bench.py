@@ -13,7 +13,7 @@ turn for one figure, three rounds; the median of each.
   over 5 s of idleness after the parallel calls; then plain cells' round trips (compile, link, run) once
   the runtime is in the session.
 
-Usage: .venv/bin/python bench/parallel_bench.py [--before OLD_BINARY] [--rounds 3] [--svg FILE.svg] [--report FILE.json]
+Usage: .venv/bin/python bench/parallel_bench.py [--before OLD_BINARY] [--rounds 3] [--sizes 100,1000] [--svg FILE.svg] [--report FILE.json]
 Prints Markdown tables for docs/benchmarks.md.
 """
 from __future__ import annotations
@@ -115,7 +115,8 @@ def rust_worker() -> None:
         k.ok(f"%env RAYON_NUM_THREADS={THREADS}")
         k.ok("\n".join(f"let a{n} = Array2::from_shape_fn(({n}, {n}), |(i, j)| (i * {n} + j) as f64);" for n in SIZES))
         k.ok(functions())
-        assert k.result("parallel(&a1000) == serial(&a1000)") == "true"
+        largest = max(SIZES)
+        assert k.result(f"parallel(&a{largest}) == serial(&a{largest})") == "true"
         print("{}", flush=True)
         for line in sys.stdin:
             question = line.split()
@@ -126,7 +127,7 @@ def rust_worker() -> None:
             out: dict = {}
             pid = user_pid(k)
             out["threads"] = len(os.listdir(f"/proc/{pid}/task"))
-            k.ok("parallel(&a1000).len()")
+            k.ok(f"parallel(&a{max(SIZES)}).len()")
             time.sleep(0.2)
             before = cpu_seconds(pid)
             time.sleep(5)
@@ -136,7 +137,7 @@ def rust_worker() -> None:
             trivial, generic = [], []
             for i in range(7):
                 trivial.append(k.ok(f"{i} + 1").seconds)
-                generic.append(k.ok(f"// {i}\n(&a100 + 1.0).sum()").seconds)
+                generic.append(k.ok(f"// {i}\n(&a{min(SIZES)} + 1.0).sum()").seconds)
             out["trivial cell"] = statistics.median(trivial)
             out["ndarray cell"] = statistics.median(generic)
             print(json.dumps(out), flush=True)
@@ -191,10 +192,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--before", type=Path, help="another kernel binary, measured the same way")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sizes", type=lambda text: [int(n) for n in text.split(",")], help="only these sizes (comma-separated)")
     parser.add_argument("--svg", type=Path, help="write the crossover chart here")
     parser.add_argument("--report", type=Path, help="write the raw figures here (JSON)")
     parser.add_argument("--rust-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global SIZES
+    if args.sizes:
+        SIZES = args.sizes
+        os.environ["RJK_BENCH_SIZES"] = ",".join(map(str, SIZES))
+    elif os.environ.get("RJK_BENCH_SIZES"):
+        SIZES = [int(n) for n in os.environ["RJK_BENCH_SIZES"].split(",")]
     if args.rust_worker:
         rust_worker()
         return
@@ -239,11 +247,14 @@ def main() -> None:
     r = runs["rust-jit"]
     print("| ratio (same run) | measured | goal |")
     print("|---|---|---|")
-    print(f"| 100x100 parallel / Numba parallel | {r['parallel'][100] / nb['parallel'][100]:.2f}x | <= 0.5x |")
-    print(f"| 1000x1000 parallel / Numba parallel | {r['parallel'][1000] / nb['parallel'][1000]:.2f}x | <= 0.8x |")
-    print(f"| 1000x1000 serial / Numba serial | {r['serial'][1000] / nb['serial'][1000]:.2f}x | <= 0.8x |")
-    print(f"| 1000x1000 serial / NumPy copyto of the same array | {r['serial'][1000] / nb['copy'][1000]:.2f}x | <= 1.15x |")
-    print(f"| 100x100 parallel / serial (the overhead the lesson shows) | {r['parallel'][100] / r['serial'][100]:.2f}x (Numba {nb['parallel'][100] / nb['serial'][100]:.2f}x) | |")
+    if 100 in SIZES:
+        print(f"| 100x100 parallel / Numba parallel | {r['parallel'][100] / nb['parallel'][100]:.2f}x | <= 0.5x |")
+    if 1000 in SIZES:
+        print(f"| 1000x1000 parallel / Numba parallel | {r['parallel'][1000] / nb['parallel'][1000]:.2f}x | <= 0.8x |")
+        print(f"| 1000x1000 serial / Numba serial | {r['serial'][1000] / nb['serial'][1000]:.2f}x | <= 0.8x |")
+        print(f"| 1000x1000 serial / NumPy copyto of the same array | {r['serial'][1000] / nb['copy'][1000]:.2f}x | <= 1.15x |")
+    if 100 in SIZES:
+        print(f"| 100x100 parallel / serial (the overhead the lesson shows) | {r['parallel'][100] / r['serial'][100]:.2f}x (Numba {nb['parallel'][100] / nb['serial'][100]:.2f}x) | |")
     print()
     print("| crossover: parallel faster from | n |")
     print("|---|---|")
@@ -256,7 +267,7 @@ def main() -> None:
     print("| user-process threads after the sweep | " + " | ".join(str(runs[l]["threads"]) for l in labels) + " |")
     print("| CPU over 5 s idle after a parallel call (share of one core) | " + " | ".join(f"{runs[l]['idle cpu'] * 100:.2f}%" for l in labels) + " |")
     print("| plain cell `N + 1`, round trip (median of 7) | " + " | ".join(f"{runs[l]['trivial cell'] * 1e3:.0f} ms" for l in labels) + " |")
-    print("| plain cell `(&a100 + 1.0).sum()`, round trip (median of 7) | " + " | ".join(f"{runs[l]['ndarray cell'] * 1e3:.0f} ms" for l in labels) + " |")
+    print(f"| plain cell `(&a{min(SIZES)} + 1.0).sum()`, round trip (median of 7) | " + " | ".join(f"{runs[l]['ndarray cell'] * 1e3:.0f} ms" for l in labels) + " |")
     if args.report:
         raw = {"machine": machine(), "numba": {**nb, **nb_info}, "rust": runs, "rounds": {f"{k[0]} {k[1]} {k[2]}": v for k, v in seen.items()}}
         args.report.parent.mkdir(parents=True, exist_ok=True)

@@ -1,14 +1,16 @@
 //! The rustc wrapper role: cargo's `RUSTC_WRAPPER` for the session's builds, set through
-//! evcxr's build environment ([`build_env`]), for one crate: the runtime's `dylib`.
+//! evcxr's build environment ([`build_env`]), for two crates.
 //!
-//! Cargo names a `dylib` without a hash (`libjit.so`), and the user process keeps the one it
-//! loaded: when the session's dependencies change the runtime's build (a `:dep` that turns on
-//! a feature of a crate it uses), cells built against the new `libjit.so` would bind to the old
-//! one, loaded under the same name. So the runtime's library gets a name of its own build: its
-//! soname is `libjit-<hash>.so` (a hash of cargo's `-C metadata` and the flags), and a hard link
-//! of that name is made beside it. Cells and jit libraries record that name; a new build is
-//! loaded beside the old one. Every other crate is compiled as rustc would (or by evcxr's own
-//! wrapper, when evcxr asks for it).
+//! - The runtime (`jit`, an rlib to cargo): rustc builds it as a `dylib` too, beside the rlib and
+//!   named like it (`libjit-<cargo's hash>.so`, its soname too): one file per build, so a session
+//!   whose dependencies change the runtime's build (a `:dep` that turns on a feature of a crate
+//!   it uses) gets a library of its own, loaded beside the old one, and never one cargo thinks
+//!   is another (cargo names a `dylib` crate's files without its hash).
+//! - The session crate (`ctx`, each cell): its `--extern jit=...rlib` becomes that `.so`, so
+//!   the cell links the runtime dynamically (one copy per process); which one is written to
+//!   `rjk-runtime` beside it ([`RUNTIME_RECORD`]), where the jit compiler finds it.
+//!
+//! Every other crate is compiled as rustc would (or by evcxr's own wrapper, when evcxr asks).
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
@@ -21,6 +23,11 @@ const WRAPPER_VAR: &str = "RJK_RUSTC_WRAPPER";
 const EVCXR_WRAPPER_VAR: &str = "EVCXR_RUSTC_WRAPPER";
 /// The runtime's crate name.
 const RUNTIME_CRATE: &str = "jit";
+/// The session crate's name (evcxr's).
+const SESSION_CRATE: &str = "ctx";
+/// In the session crate's output directory: the file name of the runtime library the last cell
+/// linked.
+pub const RUNTIME_RECORD: &str = "rjk-runtime";
 
 /// The variables of evcxr's build environment that make `binary` cargo's rustc wrapper.
 pub fn build_env(binary: &Path) -> [(&'static str, String); 2] {
@@ -35,7 +42,7 @@ pub fn run_if_wrapper() {
     }
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let Some((rustc, rest)) = args.split_first() else { return };
-    let Some(build) = RuntimeBuild::of(&args) else {
+    let Some(plan) = Plan::of(rest) else {
         if std::env::var_os(EVCXR_WRAPPER_VAR).is_some() {
             return;
         }
@@ -43,89 +50,76 @@ pub fn run_if_wrapper() {
         eprintln!("error: could not run rustc: {error}");
         std::process::exit(1);
     };
-    let status = Command::new(rustc).args(rest).arg(format!("-Clink-arg=-Wl,-soname,{}", build.soname)).status();
-    let code = match status {
-        Ok(status) if status.success() => match build.link() {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("error: could not name the runtime's library {}: {e}", build.soname);
-                1
-            }
-        },
-        Ok(status) => status.code().unwrap_or(1),
-        Err(e) => {
-            eprintln!("error: could not run rustc: {e}");
-            1
+    if let Some((dir, name)) = &plan.record {
+        if let Err(e) = std::fs::write(dir.join(RUNTIME_RECORD), name) {
+            eprintln!("error: could not write {}: {e}", dir.join(RUNTIME_RECORD).display());
+            std::process::exit(1);
         }
-    };
-    std::process::exit(code);
+    }
+    let error = Command::new(rustc).args(&plan.args).exec();
+    eprintln!("error: could not run rustc: {error}");
+    std::process::exit(1);
 }
 
-/// A rustc invocation that builds the runtime as a `dylib`.
+/// What to run instead of rustc's arguments as cargo gave them.
 #[derive(Debug, PartialEq)]
-struct RuntimeBuild {
-    /// Where rustc writes it (`--out-dir`).
-    out_dir: PathBuf,
-    /// `libjit-<hash>.so`.
-    soname: String,
-    /// Whether rustc links it (not only its metadata, as `cargo check` asks).
-    links: bool,
+struct Plan {
+    args: Vec<OsString>,
+    /// The session crate's output directory and the runtime library it links.
+    record: Option<(PathBuf, String)>,
 }
 
-impl RuntimeBuild {
-    /// `args`: rustc's path, then its arguments.
-    fn of(args: &[OsString]) -> Option<RuntimeBuild> {
-        let args: Vec<&str> = args.iter().skip(1).map(|a| a.to_str()).collect::<Option<_>>()?;
-        // `--flag value` and `--flag=value`.
-        let values = |flag: &str| {
-            let joined = format!("{flag}=");
-            let mut found = Vec::new();
-            for (i, arg) in args.iter().enumerate() {
-                if *arg == flag {
-                    found.extend(args.get(i + 1).copied());
-                } else if let Some(v) = arg.strip_prefix(&joined) {
-                    found.push(v);
-                }
-            }
-            found
-        };
-        let value = |flag: &str| values(flag).first().copied();
-        if value("--crate-name") != Some(RUNTIME_CRATE) || !values("--crate-type").contains(&"dylib") {
+impl Plan {
+    /// `args`: rustc's arguments. `None`: run them as they are.
+    fn of(args: &[OsString]) -> Option<Plan> {
+        let text: Vec<&str> = args.iter().map(|a| a.to_str()).collect::<Option<_>>()?;
+        let crate_name = value(&text, "--crate-name")?;
+        let crate_types = values(&text, "--crate-type");
+        if crate_name == RUNTIME_CRATE && crate_types == ["lib"] {
+            let mut args = args.to_vec();
+            args.extend(["--crate-type".into(), "dylib".into()]);
+            return Some(Plan { args, record: None });
+        }
+        if crate_name != SESSION_CRATE {
             return None;
         }
-        // What makes one build differ from another: cargo's metadata (package, features,
-        // dependencies, profile) and the flags. Not paths: two slots' builds of the same
-        // runtime are the same library.
-        let mut identity: Vec<&str> = Vec::new();
-        let mut i = 0;
-        while i < args.len() {
-            let arg = args[i];
-            if (arg == "-C" || arg == "--cfg") && i + 1 < args.len() {
-                if !args[i + 1].starts_with("incremental=") {
-                    identity.push(args[i + 1]);
+        // `--extern jit=<deps>/libjit-<hash>.rlib` (a build; `cargo check` passes `.rmeta`).
+        let mut record = None;
+        let mut out = Vec::with_capacity(args.len());
+        for (i, arg) in args.iter().enumerate() {
+            let rlib = (i > 0 && text[i - 1] == "--extern")
+                .then(|| text[i].strip_prefix(&format!("{RUNTIME_CRATE}=")))
+                .flatten()
+                .filter(|path| path.ends_with(".rlib"));
+            match rlib.map(|path| PathBuf::from(path).with_extension("so")).filter(|so| so.exists()) {
+                Some(so) => {
+                    let name = so.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    record = value(&text, "--out-dir").map(|dir| (PathBuf::from(dir), name));
+                    out.push(OsString::from(format!("{RUNTIME_CRATE}={}", so.display())));
                 }
-                i += 2;
-                continue;
+                None => out.push(arg.clone()),
             }
-            if arg.starts_with("-C") && !arg.starts_with("-Cincremental") || arg.starts_with("--cfg") {
-                identity.push(arg);
-            }
-            i += 1;
         }
-        let soname = format!("lib{RUNTIME_CRATE}-{:016x}.so", crate::cache::key(&identity));
-        let links = value("--emit").is_none_or(|emit| emit.split(',').any(|e| e == "link"));
-        Some(RuntimeBuild { out_dir: PathBuf::from(value("--out-dir")?), soname, links })
+        Some(Plan { args: out, record })
     }
+}
 
-    /// The hard link `libjit-<hash>.so` beside the `libjit.so` rustc wrote.
-    fn link(&self) -> std::io::Result<()> {
-        if !self.links {
-            return Ok(());
+/// The values of `flag` (`--flag value` and `--flag=value`).
+fn values<'a>(args: &[&'a str], flag: &str) -> Vec<&'a str> {
+    let joined = format!("{flag}=");
+    let mut found = Vec::new();
+    for (i, arg) in args.iter().enumerate() {
+        if *arg == flag {
+            found.extend(args.get(i + 1).copied());
+        } else if let Some(v) = arg.strip_prefix(&joined) {
+            found.push(v);
         }
-        let named = self.out_dir.join(&self.soname);
-        let _ = std::fs::remove_file(&named);
-        std::fs::hard_link(self.out_dir.join(format!("lib{RUNTIME_CRATE}.so")), named)
     }
+    found
+}
+
+fn value<'a>(args: &[&'a str], flag: &str) -> Option<&'a str> {
+    values(args, flag).first().copied()
 }
 
 #[cfg(test)]
@@ -136,28 +130,35 @@ mod tests {
         line.split(' ').map(OsString::from).collect()
     }
 
-    const BUILD: &str = "rustc --crate-name jit --edition=2021 src/lib.rs --crate-type dylib --crate-type rlib \
-                         --emit=dep-info,link -C opt-level=3 -C metadata=b664945e -C incremental=/a/inc --out-dir /a/deps \
-                         -L dependency=/a/deps --extern rayon=/a/deps/librayon.rlib -Cprefer-dynamic";
+    const RUNTIME: &str = "--crate-name jit --edition=2021 src/lib.rs --crate-type lib --emit=dep-info,metadata,link \
+                           -C opt-level=3 -C metadata=b664945e -C extra-filename=-b664945e --out-dir /a/deps \
+                           -L dependency=/a/deps --extern rayon=/a/deps/librayon-1.rlib -Cprefer-dynamic";
 
     #[test]
-    fn only_the_runtimes_dylib_is_renamed() {
-        assert_eq!(RuntimeBuild::of(&args(BUILD)).map(|b| b.links), Some(true));
-        assert_eq!(RuntimeBuild::of(&args(&BUILD.replace("--emit=dep-info,link", "--emit dep-info,link"))).map(|b| b.links), Some(true));
-        assert_eq!(RuntimeBuild::of(&args(&BUILD.replace("--crate-type dylib ", ""))), None);
-        assert_eq!(RuntimeBuild::of(&args(&BUILD.replace("jit", "ndarray"))), None);
-        let check = RuntimeBuild::of(&args(&BUILD.replace("--emit=dep-info,link", "--emit dep-info,metadata"))).unwrap();
-        assert!(!check.links);
+    fn the_runtime_is_built_as_a_dylib_too() {
+        let plan = Plan::of(&args(RUNTIME)).unwrap();
+        assert_eq!(plan.args[plan.args.len() - 2..], [OsString::from("--crate-type"), OsString::from("dylib")]);
+        assert_eq!(plan.record, None);
+        assert_eq!(Plan::of(&args(&RUNTIME.replace("--crate-name jit", "--crate-name ndarray"))), None);
+        assert_eq!(Plan::of(&args(&RUNTIME.replace("--crate-type lib", "--crate-type lib --crate-type dylib"))), None);
     }
 
     #[test]
-    fn the_name_follows_metadata_and_flags_not_paths() {
-        let name = |line: &str| RuntimeBuild::of(&args(line)).unwrap().soname;
-        let base = name(BUILD);
-        assert!(base.starts_with("libjit-") && base.ends_with(".so"), "{base}");
-        assert_eq!(base, name(&BUILD.replace("/a/", "/b/")));
-        assert_ne!(base, name(&BUILD.replace("metadata=b664945e", "metadata=0000")));
-        assert_ne!(base, name(&BUILD.replace("-Cprefer-dynamic", "-Cprefer-dynamic -Ctarget-cpu=native")));
-        assert_eq!(RuntimeBuild::of(&args(BUILD)).unwrap().out_dir, PathBuf::from("/a/deps"));
+    fn cells_link_the_runtimes_dylib_and_say_which() {
+        let dir = std::env::temp_dir().join(format!("rjk-wrapper-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let rlib = dir.join("libjit-b664945e.rlib");
+        let line = format!("--crate-name ctx src/lib.rs --crate-type cdylib --out-dir {} --extern jit={} -Cprefer-dynamic", dir.display(), rlib.display());
+        // No dylib beside the rlib (not built by this wrapper): as it is.
+        assert_eq!(Plan::of(&args(&line)).unwrap().args, args(&line));
+        std::fs::write(dir.join("libjit-b664945e.so"), b"").unwrap();
+        let plan = Plan::of(&args(&line)).unwrap();
+        assert!(plan.args.contains(&OsString::from(format!("jit={}", dir.join("libjit-b664945e.so").display()))), "{:?}", plan.args);
+        assert_eq!(plan.record, Some((dir.clone(), "libjit-b664945e.so".to_string())));
+        // `cargo check`: metadata only.
+        let check = line.replace(".rlib", ".rmeta");
+        assert_eq!(Plan::of(&args(&check)).unwrap(), Plan { args: args(&check), record: None });
+        assert_eq!(Plan::of(&args(&line.replace("--crate-name ctx", "--crate-name other"))), None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

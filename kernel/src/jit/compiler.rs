@@ -20,6 +20,7 @@ use jit_codegen::{CrateSource, JitFn};
 
 use crate::backend::CellError;
 use crate::cache::{self, Caches};
+use crate::evcxr_backend::rustc_wrapper::RUNTIME_RECORD;
 use crate::setup::Toolchain;
 
 /// rustc's flags for a jit crate (part of the cache key).
@@ -98,6 +99,8 @@ pub struct JitCompiler {
     session_deps: PathBuf,
     /// `-Clink-arg=-fuse-ld=mold` when mold is installed (part of the cache key).
     linker: Option<String>,
+    /// When the session started (see [`JitCompiler::runtime_dylib`]).
+    started: std::time::SystemTime,
 }
 
 impl JitCompiler {
@@ -115,31 +118,26 @@ impl JitCompiler {
             host: toolchain.host.clone(),
             session_deps: session_deps.to_path_buf(),
             linker: find_mold().map(|_| "-Clink-arg=-fuse-ld=mold".to_string()),
+            started: std::time::SystemTime::now(),
         }
     }
 
-    /// The session's build of the runtime, a `dylib`.
-    fn runtime_dylib(&self) -> PathBuf {
-        self.session_deps.join("libjit.so")
+    /// The session's build of the runtime, a `dylib`: the one the last cell linked
+    /// (`libjit-<cargo's hash>.so`, named in [`RUNTIME_RECORD`] by the rustc wrapper).
+    /// Only one this session built: a record from before (a seed's, an earlier session's) may
+    /// name a build of other features than this session's cells link.
+    fn runtime_dylib(&self) -> Option<PathBuf> {
+        let record = self.session_deps.join(RUNTIME_RECORD);
+        std::fs::metadata(&record).ok()?.modified().ok().filter(|written| *written >= self.started)?;
+        let name = std::fs::read_to_string(record).ok()?;
+        Some(self.session_deps.join(name.trim())).filter(|so| so.exists())
     }
 
-    /// Which build of the runtime `dylib` is: the name it is loaded by (`libjit-<hash>.so`, the
-    /// hard link [`crate::evcxr_backend::rustc_wrapper`] made beside it, or a copy of it in a
-    /// slot filled from a seed) and its size.
+    /// Which build of the runtime `dylib` is (part of a jit library's key): its name, which is
+    /// cargo's hash of its build (package, features, dependencies, profile), and its size.
     fn runtime_identity(dylib: &Path) -> Option<(String, u64)> {
         let len = std::fs::metadata(dylib).ok()?.len();
-        let mut content = None;
-        let dir = dylib.parent()?;
-        std::fs::read_dir(dir).ok()?.flatten().find_map(|entry| {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let candidate = name.starts_with("libjit-") && name.ends_with(".so") && std::fs::metadata(entry.path()).is_ok_and(|m| m.len() == len);
-            if !candidate {
-                return None;
-            }
-            let ours = content.get_or_insert_with(|| std::fs::read(dylib).ok());
-            let same = ours.is_some() && std::fs::read(entry.path()).ok() == *ours;
-            same.then_some((name, len))
-        })
+        Some((dylib.file_name()?.to_string_lossy().into_owned(), len))
     }
 
     /// The content key of a crate: its source, the build of the runtime it links, the
@@ -178,13 +176,13 @@ impl JitCompiler {
 
 impl Compile for JitCompiler {
     fn runtime_built(&self) -> bool {
-        Self::runtime_identity(&self.runtime_dylib()).is_some()
+        self.runtime_dylib().is_some()
     }
 
     fn compile(&self, function: &JitFn, deps: &[&JitFn], uses: &[String], cell: &str, plain: &dyn Fn(&str) -> bool) -> Result<Compiled, CellError> {
-        let runtime = self.runtime_dylib();
-        let identity = Self::runtime_identity(&runtime)
-            .ok_or_else(|| CellError::new("JitError", format!("the session has no build of the jit runtime ({} is missing)", runtime.display())))?;
+        let missing = || CellError::new("JitError", format!("the session has no build of the jit runtime (no {RUNTIME_RECORD} in {})", self.session_deps.display()));
+        let runtime = self.runtime_dylib().ok_or_else(missing)?;
+        let identity = Self::runtime_identity(&runtime).ok_or_else(missing)?;
         // A cuda ufunc's kernel first: its crate embeds the image.
         let mut device = None;
         let image = match function.vectorize.as_ref().and_then(|u| u.cuda.as_ref()) {
@@ -224,24 +222,6 @@ fn find_mold() -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_runtimes_build_is_known_by_its_named_copy() {
-        let dir = std::env::temp_dir().join(format!("rjk-identity-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let dylib = dir.join("libjit.so");
-        assert_eq!(JitCompiler::runtime_identity(&dylib), None, "not built");
-        std::fs::write(&dylib, b"build two").unwrap();
-        std::fs::write(dir.join("libjit-0001.so"), b"build one").unwrap();
-        assert_eq!(JitCompiler::runtime_identity(&dylib), None, "the named copy of an older build only");
-        // A hard link (the wrapper) or a copy (a slot filled from a seed).
-        std::fs::hard_link(&dylib, dir.join("libjit-0002.so")).unwrap();
-        assert_eq!(JitCompiler::runtime_identity(&dylib), Some(("libjit-0002.so".to_string(), 9)));
-        std::fs::remove_file(dir.join("libjit-0002.so")).unwrap();
-        std::fs::copy(&dylib, dir.join("libjit-0003.so")).unwrap();
-        assert_eq!(JitCompiler::runtime_identity(&dylib), Some(("libjit-0003.so".to_string(), 9)));
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 
     #[test]
     fn report() {
