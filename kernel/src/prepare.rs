@@ -45,7 +45,7 @@ pub fn build(cache: &Path, toolchain: &Toolchain, notebooks: &[PathBuf]) -> anyh
     let (mut backend, _) = setup::start_session(None, &caches, &workspace, toolchain, no_input())?;
     let failed = |e: CellError| anyhow::anyhow!("{}: {}", e.ename, e.evalue);
     // A plain cell, then one that brings in the runtime (cargo builds ndarray, rayon and the
-    // runtime's `libjit.so`, which cells and jit functions link).
+    // runtime's `libjit-<hash>.so`, which cells and jit functions link).
     for cell in ["1 + 1", "Array2::<f64>::zeros((2, 2)).sum()"] {
         backend.execute(cell, &discard).map_err(failed)?;
     }

@@ -122,7 +122,7 @@ fn copy_sources(from: &Path, to: &Path) -> std::io::Result<()> {
 ///   `evcxr.toml` that sets opt-level 0 for plain cells and the build directory;
 /// - puts the toolchain's `bin` first on `PATH` (no rustup proxy in front of every cargo and
 ///   rustc call), and its libstd, the jit libraries' directories and the session's dependencies
-///   (the runtime's `libjit.so`) on `LD_LIBRARY_PATH` (the user process loads them from there);
+///   (the runtime's `libjit-<hash>.so`) on `LD_LIBRARY_PATH` (the user process loads them from there);
 /// - points rust-analyzer at trimmed std sources (`RUST_SRC_PATH`);
 /// - has glibc's malloc ask for transparent huge pages in the user process (cheaper snapshots:
 ///   [`crate::user_process::snapshot::ask_for_huge_pages`]).
@@ -133,7 +133,7 @@ pub fn prepare_environment(caches: &Caches, toolchain: &Toolchain) -> std::io::R
     prepend_path("PATH", vec![toolchain.bin()]);
     let mut libraries = vec![toolchain.sysroot.join("lib/rustlib").join(&toolchain.host).join("lib"), toolchain.sysroot.join("lib")];
     libraries.extend(workspace.lib_dirs.iter().cloned());
-    // The runtime's library (`libjit-<hash>.so`, see `rustc_wrapper`), for cells and jit libraries.
+    // The runtime's library (`libjit-<hash>.so`, see `evcxr_backend::rustc_wrapper`), for cells and jit libraries.
     libraries.push(workspace.deps(&toolchain.host));
     prepend_path("LD_LIBRARY_PATH", libraries);
     if std::env::var_os("RUST_SRC_PATH").is_none() {

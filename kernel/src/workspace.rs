@@ -30,7 +30,7 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    /// Where cargo puts the session crate's dependencies (the runtime's `libjit.so` among them)
+    /// Where cargo puts the session crate's dependencies (the runtime's `libjit-<hash>.so` among them)
     /// for target `host`.
     pub fn deps(&self, host: &str) -> PathBuf {
         self.build.join("target").join(host).join("debug/deps")

@@ -50,6 +50,17 @@ pub fn run_if_wrapper() {
         eprintln!("error: could not run rustc: {error}");
         std::process::exit(1);
     };
+    if let Some(args_file) = &plan.remember {
+        // The runtime's rlib, as cargo asks (its dependencies may be metadata only yet, so the
+        // dylib is built later, with the first cell that links it).
+        let _ = std::fs::write(args_file, rest.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join("\n"));
+    }
+    if let Some(dylib) = &plan.dylib {
+        if let Err(e) = build_dylib(rustc, dylib) {
+            eprintln!("error: could not build the jit runtime as a shared library: {e}");
+            std::process::exit(1);
+        }
+    }
     if let Some((dir, name)) = &plan.record {
         if let Err(e) = std::fs::write(dir.join(RUNTIME_RECORD), name) {
             eprintln!("error: could not write {}: {e}", dir.join(RUNTIME_RECORD).display());
@@ -61,10 +72,70 @@ pub fn run_if_wrapper() {
     std::process::exit(1);
 }
 
+/// Builds `<deps>/libjit-<hash>.so` (`dylib`) from the runtime's rlib build's arguments, saved
+/// beside the rlib, unless it is there and newer than the rlib: the same crate, as a `dylib`
+/// only, against its dependencies' rlibs (complete by now: a cell links them).
+fn build_dylib(rustc: &OsString, dylib: &Path) -> std::io::Result<()> {
+    let rlib = dylib.with_extension("rlib");
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if modified(dylib).is_some_and(|so| modified(&rlib).is_some_and(|r| so >= r)) {
+        return Ok(());
+    }
+    let saved = std::fs::read_to_string(dylib.with_extension("args"))?;
+    let args = dylib_args(saved.lines());
+    let output = Command::new(rustc).args(&args).output()?;
+    if !output.status.success() {
+        return Err(std::io::Error::other(String::from_utf8_lossy(&output.stderr).into_owned()));
+    }
+    Ok(())
+}
+
+/// The rlib build's arguments turned into the dylib's: crate type `dylib`, only the library
+/// emitted (not the metadata cargo reads), no incremental state, dependencies as rlibs.
+fn dylib_args<'a>(saved: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut saved = saved.peekable();
+    while let Some(arg) = saved.next() {
+        match arg {
+            "--crate-type" => {
+                saved.next();
+                out.extend(["--crate-type".to_string(), "dylib".to_string()]);
+            }
+            "--json" | "--error-format" => {
+                saved.next();
+            }
+            "-C" if saved.peek().is_some_and(|next| next.starts_with("incremental=")) => {
+                saved.next();
+            }
+            "--extern" => {
+                let ext = saved.next().unwrap_or_default();
+                out.push("--extern".to_string());
+                out.push(match ext.strip_suffix(".rmeta") {
+                    Some(stem) => format!("{stem}.rlib"),
+                    None => ext.to_string(),
+                });
+            }
+            _ if arg.starts_with("--emit") => {
+                if arg == "--emit" {
+                    saved.next();
+                }
+                out.push("--emit=link".to_string());
+            }
+            _ if arg.starts_with("--json=") || arg.starts_with("--error-format=") => {}
+            _ => out.push(arg.to_string()),
+        }
+    }
+    out
+}
+
 /// What to run instead of rustc's arguments as cargo gave them.
 #[derive(Debug, PartialEq)]
 struct Plan {
     args: Vec<OsString>,
+    /// The runtime's rlib build: where to save its arguments (for [`build_dylib`]).
+    remember: Option<PathBuf>,
+    /// The session crate: the runtime's `dylib` it links, built first if needed.
+    dylib: Option<PathBuf>,
     /// The session crate's output directory and the runtime library it links.
     record: Option<(PathBuf, String)>,
 }
@@ -75,32 +146,35 @@ impl Plan {
         let text: Vec<&str> = args.iter().map(|a| a.to_str()).collect::<Option<_>>()?;
         let crate_name = value(&text, "--crate-name")?;
         let crate_types = values(&text, "--crate-type");
-        if crate_name == RUNTIME_CRATE && crate_types == ["lib"] {
-            let mut args = args.to_vec();
-            args.extend(["--crate-type".into(), "dylib".into()]);
-            return Some(Plan { args, record: None });
+        if crate_name == RUNTIME_CRATE && crate_types == ["lib"] && values(&text, "--emit").iter().any(|e| e.split(',').any(|k| k == "link")) {
+            let out_dir = PathBuf::from(value(&text, "--out-dir")?);
+            let extra = text.iter().find_map(|a| a.strip_prefix("extra-filename=")).or_else(|| text.iter().find_map(|a| a.strip_prefix("-Cextra-filename=")))?;
+            return Some(Plan { args: args.to_vec(), remember: Some(out_dir.join(format!("lib{RUNTIME_CRATE}{extra}.args"))), dylib: None, record: None });
         }
         if crate_name != SESSION_CRATE {
             return None;
         }
         // `--extern jit=<deps>/libjit-<hash>.rlib` (a build; `cargo check` passes `.rmeta`).
-        let mut record = None;
-        let mut out = Vec::with_capacity(args.len());
+        let mut plan = Plan { args: Vec::with_capacity(args.len()), remember: None, dylib: None, record: None };
         for (i, arg) in args.iter().enumerate() {
             let rlib = (i > 0 && text[i - 1] == "--extern")
                 .then(|| text[i].strip_prefix(&format!("{RUNTIME_CRATE}=")))
                 .flatten()
-                .filter(|path| path.ends_with(".rlib"));
-            match rlib.map(|path| PathBuf::from(path).with_extension("so")).filter(|so| so.exists()) {
-                Some(so) => {
+                .filter(|path| path.ends_with(".rlib"))
+                .map(PathBuf::from)
+                .filter(|rlib| rlib.with_extension("args").exists());
+            match rlib {
+                Some(rlib) => {
+                    let so = rlib.with_extension("so");
                     let name = so.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                    record = value(&text, "--out-dir").map(|dir| (PathBuf::from(dir), name));
-                    out.push(OsString::from(format!("{RUNTIME_CRATE}={}", so.display())));
+                    plan.record = value(&text, "--out-dir").map(|dir| (PathBuf::from(dir), name));
+                    plan.args.push(OsString::from(format!("{RUNTIME_CRATE}={}", so.display())));
+                    plan.dylib = Some(so);
                 }
-                None => out.push(arg.clone()),
+                None => plan.args.push(arg.clone()),
             }
         }
-        Some(Plan { args: out, record })
+        Some(plan)
     }
 }
 
@@ -130,17 +204,28 @@ mod tests {
         line.split(' ').map(OsString::from).collect()
     }
 
-    const RUNTIME: &str = "--crate-name jit --edition=2021 src/lib.rs --crate-type lib --emit=dep-info,metadata,link \
-                           -C opt-level=3 -C metadata=b664945e -C extra-filename=-b664945e --out-dir /a/deps \
-                           -L dependency=/a/deps --extern rayon=/a/deps/librayon-1.rlib -Cprefer-dynamic";
+    const RUNTIME: &str = "--crate-name jit --edition=2021 src/lib.rs --error-format=json --json=artifacts --crate-type lib \
+                           --emit=dep-info,metadata,link -C opt-level=3 -C metadata=b664945e -C extra-filename=-b664945e \
+                           --out-dir /a/deps -C incremental=/a/inc -L dependency=/a/deps --extern rayon=/a/deps/librayon-1.rmeta \
+                           -Cprefer-dynamic";
 
     #[test]
-    fn the_runtime_is_built_as_a_dylib_too() {
+    fn the_runtimes_rlib_build_is_remembered() {
         let plan = Plan::of(&args(RUNTIME)).unwrap();
-        assert_eq!(plan.args[plan.args.len() - 2..], [OsString::from("--crate-type"), OsString::from("dylib")]);
-        assert_eq!(plan.record, None);
+        assert_eq!(plan.args, args(RUNTIME), "built as cargo asks");
+        assert_eq!(plan.remember, Some(PathBuf::from("/a/deps/libjit-b664945e.args")));
         assert_eq!(Plan::of(&args(&RUNTIME.replace("--crate-name jit", "--crate-name ndarray"))), None);
-        assert_eq!(Plan::of(&args(&RUNTIME.replace("--crate-type lib", "--crate-type lib --crate-type dylib"))), None);
+        assert_eq!(Plan::of(&args(&RUNTIME.replace("--emit=dep-info,metadata,link", "--emit=dep-info,metadata"))), None, "cargo check");
+    }
+
+    #[test]
+    fn the_dylib_is_built_from_the_rlibs_arguments() {
+        let dylib = dylib_args(RUNTIME.split(' '));
+        assert_eq!(
+            dylib.join(" "),
+            "--crate-name jit --edition=2021 src/lib.rs --crate-type dylib --emit=link -C opt-level=3 -C metadata=b664945e \
+             -C extra-filename=-b664945e --out-dir /a/deps -L dependency=/a/deps --extern rayon=/a/deps/librayon-1.rlib -Cprefer-dynamic"
+        );
     }
 
     #[test]
@@ -149,15 +234,17 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let rlib = dir.join("libjit-b664945e.rlib");
         let line = format!("--crate-name ctx src/lib.rs --crate-type cdylib --out-dir {} --extern jit={} -Cprefer-dynamic", dir.display(), rlib.display());
-        // No dylib beside the rlib (not built by this wrapper): as it is.
+        // A runtime this wrapper did not build: as it is.
         assert_eq!(Plan::of(&args(&line)).unwrap().args, args(&line));
-        std::fs::write(dir.join("libjit-b664945e.so"), b"").unwrap();
+        std::fs::write(dir.join("libjit-b664945e.args"), RUNTIME.replace(' ', "\n")).unwrap();
         let plan = Plan::of(&args(&line)).unwrap();
-        assert!(plan.args.contains(&OsString::from(format!("jit={}", dir.join("libjit-b664945e.so").display()))), "{:?}", plan.args);
+        let so = dir.join("libjit-b664945e.so");
+        assert!(plan.args.contains(&OsString::from(format!("jit={}", so.display()))), "{:?}", plan.args);
+        assert_eq!(plan.dylib, Some(so));
         assert_eq!(plan.record, Some((dir.clone(), "libjit-b664945e.so".to_string())));
         // `cargo check`: metadata only.
         let check = line.replace(".rlib", ".rmeta");
-        assert_eq!(Plan::of(&args(&check)).unwrap(), Plan { args: args(&check), record: None });
+        assert_eq!(Plan::of(&args(&check)).unwrap().args, args(&check));
         assert_eq!(Plan::of(&args(&line.replace("--crate-name ctx", "--crate-name other"))), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -2,7 +2,7 @@
 //! rustc directly, and caches the result by content.
 //!
 //! The crate is a shared library (`<cache>/jit/lib/lib<crate>.so`) that links the runtime
-//! (`jit`, with ndarray and rayon) dynamically: the session's own build of it, the `libjit.so`
+//! (`jit`, with ndarray and rayon) dynamically: the session's own build of it, the `libjit-<hash>.so`
 //! the cells link (optimised, without debug assertions: the session's dependency profile), so
 //! the process has one copy of the runtime, of rayon and of the session pool. ndarray's generic
 //! code is compiled into the crate with its flags (`-Ctarget-cpu=native`). std is linked
@@ -94,7 +94,7 @@ pub struct JitCompiler {
     /// [`Toolchain::id`] (part of the cache key).
     toolchain: String,
     host: String,
-    /// Where the session's cargo puts its dependencies: the runtime's `libjit.so` (see
+    /// Where the session's cargo puts its dependencies: the runtime's `libjit-<hash>.so` (see
     /// [`crate::workspace::Workspace::deps`]).
     session_deps: PathBuf,
     /// `-Clink-arg=-fuse-ld=mold` when mold is installed (part of the cache key).
