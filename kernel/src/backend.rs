@@ -124,6 +124,19 @@ pub trait Backend {
     /// Sets an environment variable for what the engine starts from now on (compiles, a
     /// restarted user process) and in the running user process, without a restart.
     fn set_env(&mut self, name: &str, value: &str) -> Result<(), CellError>;
+
+    /// The compiled code of the session's function `name` (`%jit_asm`, `%jit_llvm`); `naive`:
+    /// compiled as plain cells are, for comparison (which may compile, reporting to `sink`).
+    fn compiled_code(&mut self, name: &str, naive: bool, sink: OutputSink<'_>) -> Result<magics::Found<magics::CompiledCode>, CellError> {
+        let _ = (name, naive, sink);
+        Err(CellError::new("JitError", "this session has no #[jit]"))
+    }
+
+    /// What the jit did with the session's jit function `name` (`%jit_report`).
+    fn jit_report(&mut self, name: &str) -> Result<magics::Found<magics::JitReport>, CellError> {
+        let _ = name;
+        Err(CellError::new("JitError", "this session has no #[jit]"))
+    }
 }
 
 /// An [`Interrupter`] that exists before the engine does: until [`LateInterrupter::set`] is

@@ -58,7 +58,7 @@ struct Session<'a, 'b, B: Backend + ?Sized> {
 
 impl<B: Backend + ?Sized> Context for Session<'_, '_, B> {
     fn run_rust(&mut self, code: &str) -> Result<Option<MimeBundle>, MagicError> {
-        self.backend.execute(code, self.sink).map_err(|e| MagicError { ename: e.ename, evalue: e.evalue, traceback: e.traceback })
+        self.backend.execute(code, self.sink).map_err(magic_error)
     }
 
     fn env_vars(&self) -> Vec<(String, String)> {
@@ -74,4 +74,16 @@ impl<B: Backend + ?Sized> Context for Session<'_, '_, B> {
     fn result_part(&self, mime: &str, text: &str) -> String {
         self.backend.result_part(mime, text)
     }
+
+    fn compiled_code(&mut self, name: &str, naive: bool) -> Result<magics::Found<magics::CompiledCode>, MagicError> {
+        self.backend.compiled_code(name, naive, self.sink).map_err(magic_error)
+    }
+
+    fn jit_report(&mut self, name: &str) -> Result<magics::Found<magics::JitReport>, MagicError> {
+        self.backend.jit_report(name).map_err(magic_error)
+    }
+}
+
+fn magic_error(e: CellError) -> MagicError {
+    MagicError { ename: e.ename, evalue: e.evalue, traceback: e.traceback }
 }

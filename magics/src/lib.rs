@@ -12,11 +12,18 @@ use std::collections::BTreeMap;
 
 pub mod env;
 pub mod format;
+pub mod jit_asm;
+pub mod jit_llvm;
+pub mod jit_report;
 pub mod lex;
+pub mod listing;
 pub mod lsmagic;
 pub mod parse;
 pub mod time;
 pub mod timeit;
+
+pub use jit_report::{JitReport, ReportSite};
+pub use listing::CompiledCode;
 
 #[cfg(test)]
 mod testing;
@@ -104,6 +111,25 @@ pub trait Context {
     /// A Rust statement that, run in code given to [`Context::run_rust`], adds the text of
     /// `text` (an expression of a `Display` type) to the bundle it returns, under `mime`.
     fn result_part(&self, mime: &str, text: &str) -> String;
+    /// The compiled code of the session's function `name` (`naive`: compiled as plain cells
+    /// are, at opt-level 0, for a plain function or a jit one).
+    fn compiled_code(&mut self, name: &str, naive: bool) -> Result<Found<CompiledCode>, MagicError> {
+        let _ = (name, naive);
+        Err(MagicError::new("JitError", "this kernel has no jit"))
+    }
+    /// What the jit did with the session's jit function `name`.
+    fn jit_report(&mut self, name: &str) -> Result<Found<JitReport>, MagicError> {
+        let _ = name;
+        Err(MagicError::new("JitError", "this kernel has no jit"))
+    }
+}
+
+/// What the session knows of a function a jit magic names.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Found<T> {
+    Jit(T),
+    /// A function of plain cells: compiled with its cell, at opt-level 0, nothing kept.
+    Plain,
 }
 
 /// The environment variable that names the interrupt flag file: while the file exists, the
@@ -125,7 +151,8 @@ pub trait Magic: Sync {
 }
 
 /// Every magic, in the order `%lsmagic` lists them.
-pub static REGISTRY: &[&dyn Magic] = &[&env::Env, &lsmagic::Lsmagic, &time::Time, &timeit::Timeit];
+pub static REGISTRY: &[&dyn Magic] =
+    &[&env::Env, &jit_asm::JitAsm, &jit_llvm::JitLlvm, &jit_report::JitReportMagic, &lsmagic::Lsmagic, &time::Time, &timeit::Timeit];
 
 /// The magic named `name` usable as a line (`cell == false`) or cell magic.
 pub fn find(name: &str, cell: bool) -> Option<&'static dyn Magic> {

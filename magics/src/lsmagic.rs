@@ -59,6 +59,6 @@ mod tests {
             assert!(at >= last, "order");
             last = at;
         }
-        assert!(text.starts_with("Available line magics:\n%env  %lsmagic"));
+        assert!(text.starts_with("Available line magics:\n%env  %jit_asm  %jit_llvm  %jit_report  %lsmagic"));
     }
 }

@@ -1,6 +1,6 @@
 //! A fake session for the magics' tests.
 
-use crate::{Call, Context, MagicError, MimeBundle};
+use crate::{Call, CompiledCode, Context, Found, JitReport, MagicError, MimeBundle};
 
 /// Records the Rust it is asked to run and answers with `answer`; keeps an environment.
 #[derive(Default)]
@@ -8,6 +8,23 @@ pub struct FakeSession {
     pub env: Vec<(String, String)>,
     pub ran: Vec<String>,
     pub answer: Option<MimeBundle>,
+    /// Plain functions of the session (the jit magics give a hint for them).
+    pub plain: Vec<String>,
+    /// What the jit magics find (for any jit name; `naive` code for plain ones too).
+    pub code: Option<CompiledCode>,
+    pub report: Option<JitReport>,
+}
+
+impl FakeSession {
+    fn lookup<T: Clone>(&self, name: &str, naive: bool, found: &Option<T>, is: impl Fn(&T) -> bool) -> Result<Found<T>, MagicError> {
+        if self.plain.iter().any(|p| p == name) && !naive {
+            return Ok(Found::Plain);
+        }
+        match found {
+            Some(value) if is(value) => Ok(Found::Jit(value.clone())),
+            _ => Err(MagicError::new("NameError", format!("no function `{name}`"))),
+        }
+    }
 }
 
 impl Context for FakeSession {
@@ -25,6 +42,12 @@ impl Context for FakeSession {
     }
     fn result_part(&self, mime: &str, text: &str) -> String {
         format!("report({mime:?}, {text});")
+    }
+    fn compiled_code(&mut self, name: &str, naive: bool) -> Result<Found<CompiledCode>, MagicError> {
+        self.lookup(name, naive, &self.code, |c| c.name == name)
+    }
+    fn jit_report(&mut self, name: &str) -> Result<Found<JitReport>, MagicError> {
+        self.lookup(name, false, &self.report, |r| r.name == name)
     }
 }
 

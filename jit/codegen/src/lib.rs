@@ -33,6 +33,10 @@ pub struct JitFn {
     /// The function as it goes into its crate: the `#[jit]` attribute blanked, the parallel
     /// rewrite applied. Same lines as in the cell.
     pub source: String,
+    /// The function as written: the attribute blanked, nothing rewritten (what listings show).
+    pub written: String,
+    /// `#[jit(parallel)]`: what the rewrite did where (cell lines), for `%jit_report`.
+    pub sites: Vec<parallel::Site>,
     /// 1-based cell line of the function's first character.
     pub line: usize,
     /// 0-based column (in characters) of the function's first character.
@@ -116,6 +120,9 @@ pub struct SplitCell {
     pub rest: String,
     /// The cell's top-level `use` items, as written.
     pub uses: Vec<String>,
+    /// The cell's other top-level functions that could be compiled on their own (no type
+    /// parameters), as if they were `#[jit]`: for `%jit_asm --naive`.
+    pub plain: Vec<JitFn>,
 }
 
 impl SplitCell {
@@ -195,6 +202,10 @@ pub fn split(cell: &str) -> Result<SplitCell, CodegenError> {
                 }
             }
             let Some(options) = jit_attribute(&trees, i) else {
+                if let Some((function, end)) = plain_fn(cell, &lines, &trees, i) {
+                    found.plain.push(function);
+                    i = end;
+                }
                 i += 1;
                 continue;
             };
@@ -227,6 +238,37 @@ pub fn split(cell: &str) -> Result<SplitCell, CodegenError> {
         found.rest = rest;
         Ok(found)
     })
+}
+
+/// The plain function whose `fn` is token `i`, if it is one with a body that [`jit_fn`] accepts,
+/// and the index of its body.
+fn plain_fn(cell: &str, lines: &Lines<'_>, trees: &[TokenTree], i: usize) -> Option<(JitFn, usize)> {
+    if !is_ident(&trees[i], "fn") || !matches!(trees.get(i + 1), Some(TokenTree::Ident(_))) {
+        return None;
+    }
+    let end = (i + 2..trees.len()).find(|&k| matches!(&trees[k], TokenTree::Group(g) if g.delimiter() == Delimiter::Brace) || is_punct(&trees[k], ';'))?;
+    if is_punct(&trees[end], ';') {
+        return None;
+    }
+    // Back over `pub`, `pub(crate)`, `unsafe`, `const`, `extern "C"`, then the attributes.
+    let mut start = i;
+    while start > 0 {
+        let qualifier = match &trees[start - 1] {
+            TokenTree::Ident(id) => ["pub", "unsafe", "const", "extern"].iter().any(|q| id == q),
+            TokenTree::Literal(_) => start >= 2 && is_ident(&trees[start - 2], "extern"),
+            TokenTree::Group(g) => g.delimiter() == Delimiter::Parenthesis && start >= 2 && is_ident(&trees[start - 2], "pub"),
+            TokenTree::Punct(_) => false,
+        };
+        if !qualifier {
+            break;
+        }
+        start -= 1;
+    }
+    let start = item_start(trees, start);
+    let (from, to) = (lines.start_of(trees[start].span()), lines.end_of(trees[end].span()));
+    let position = Position { line: trees[start].span().start().line, column: trees[start].span().start().column };
+    let function = jit_fn(&cell[from..to], 0..0, position, Kind::Jit { parallel: false }).ok()?;
+    Some((function, end))
 }
 
 fn is_ident(tree: &TokenTree, name: &str) -> bool {
@@ -329,8 +371,14 @@ fn jit_fn(text: &str, attribute: std::ops::Range<usize>, at: Position, kind: Kin
     let mut references = BTreeSet::new();
     collect_references(&item.block, &mut references);
     let lines = Lines::new(&source);
-    let edits = if parallel { parallel::rewrite(&item, &lines).map_err(|(span, m)| CodegenError::at(span, at, m))? } else { Vec::new() };
-    Ok(JitFn { name, parallel, source: apply(&source, edits), line: at.line, column: at.column, references, signature, vectorize })
+    let (edits, mut sites) =
+        if parallel { parallel::rewrite(&item, &lines).map_err(|(span, m)| CodegenError::at(span, at, m))? } else { Default::default() };
+    let rewritten = apply(&source, edits);
+    parallel::locate_operators(&rewritten, &mut sites);
+    for site in &mut sites {
+        site.line += at.line - 1;
+    }
+    Ok(JitFn { name, parallel, source: rewritten, written: source, sites, line: at.line, column: at.column, references, signature, vectorize })
 }
 
 fn signature(sig: &syn::Signature, source: &str, at: Position) -> Result<Signature, CodegenError> {
@@ -469,6 +517,17 @@ mod tests {
         assert!(crate::split("// the lesson's function\n#[jit]\nfn f() {}\n").unwrap().rest_is_empty());
         assert_eq!(split.uses, vec!["use std::f64::consts::PI;".to_string()]);
         assert!(f.references.contains("a") && f.references.contains("trace"));
+    }
+
+    #[test]
+    fn plain_functions_are_kept_for_listings() {
+        let cell = "fn naive(a: &Array2<f64>) -> f64 {\n    a.sum()\n}\n#[jit] fn fast(x: f64) -> f64 { x }\n/// Doc.\npub(crate) unsafe fn g() {}\nfn generic<T>(x: T) -> T { x }\nlet h: fn() = g;\nimpl S { fn m(&self) {} }";
+        let split = split(cell).unwrap();
+        let names: Vec<(&str, usize)> = split.plain.iter().map(|f| (f.name.as_str(), f.line)).collect();
+        assert_eq!(names, [("naive", 1), ("g", 5)]);
+        assert!(split.plain[1].source.starts_with("/// Doc.\npub(crate) unsafe fn g()"), "{}", split.plain[1].source);
+        assert_eq!(split.functions.len(), 1);
+        assert!(split.rest.contains("fn naive"));
     }
 
     #[test]

@@ -20,13 +20,76 @@ use syn::{BinOp, Expr};
 
 use crate::{Edit, Lines};
 
-/// The edits for the body of `item`, or the first problem found.
-pub(crate) fn rewrite(item: &syn::ItemFn, lines: &Lines<'_>) -> Result<Vec<Edit>, (Span, String)> {
-    let mut rewrite = Rewrite { lines, edits: Vec::new(), depth: 0, in_prange: false, error: None };
+/// What the rewrite did at one place of the function, for `%jit_report`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Site {
+    /// 1-based line in the function's source (the jit layer adds the function's cell line).
+    pub line: usize,
+    /// The code as written, on one line (whitespace runs collapsed, long code cut).
+    pub code: String,
+    pub kind: SiteKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SiteKind {
+    /// `l op r` became `::jit::__par_op!(...)`: parallel elementwise when an operand is an array.
+    /// `method_at`: the 1-based line and character column, in the rewritten source, of the
+    /// method name rustc reports when it resolves to the array version (see `jit::ops`).
+    Operator { op: char, method_at: Option<(usize, usize)> },
+    /// A `prange` loop on the pool, with its reduction variables and how each combines.
+    Prange { reductions: Vec<(String, char)> },
+    /// A `prange` loop inside another one's body: runs serially in each part.
+    NestedPrange,
+    /// A `for`, `while` or `loop` outside `prange` bodies: serial.
+    SerialLoop,
+    /// `x op= y` outside `prange` bodies: not rewritten (in place, serial).
+    InPlace { op: String },
+}
+
+/// The edits for the body of `item` and what they do, or the first problem found.
+pub(crate) fn rewrite(item: &syn::ItemFn, lines: &Lines<'_>) -> Result<(Vec<Edit>, Vec<Site>), (Span, String)> {
+    let mut rewrite = Rewrite { lines, edits: Vec::new(), depth: 0, in_prange: false, error: None, sites: Vec::new() };
     rewrite.visit_block(&item.block);
     match rewrite.error {
         Some(error) => Err(error),
-        None => Ok(rewrite.edits),
+        None => {
+            // Operators in the order their inserted macro calls appear in the rewritten text.
+            rewrite.sites.sort_by_key(|(order, _)| *order);
+            Ok((rewrite.edits, rewrite.sites.into_iter().map(|(_, site)| site).collect()))
+        }
+    }
+}
+
+/// Fills in where each operator's method name is in `rewritten`, the function's source after the
+/// edits (their inserted macro calls appear in the order of `sites`); left out if the source has
+/// other such calls of its own.
+pub(crate) fn locate_operators(rewritten: &str, sites: &mut [Site]) {
+    const CALL: &str = "::jit::__par_op!(";
+    let found: Vec<usize> = rewritten.match_indices(CALL).map(|(at, _)| at + CALL.len()).collect();
+    let mut operators: Vec<&mut Option<(usize, usize)>> = sites
+        .iter_mut()
+        .filter_map(|s| match &mut s.kind {
+            SiteKind::Operator { method_at, .. } => Some(method_at),
+            _ => None,
+        })
+        .collect();
+    if found.len() != operators.len() {
+        return;
+    }
+    for (at, slot) in found.into_iter().zip(operators.iter_mut()) {
+        let before = &rewritten[..at];
+        let line = before.matches('\n').count() + 1;
+        let column = before[before.rfind('\n').map_or(0, |i| i + 1)..].chars().count() + 1;
+        **slot = Some((line, column));
+    }
+}
+
+/// `code` on one line, at most 60 characters.
+fn one_line(code: &str) -> String {
+    let flat = code.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(57) {
+        Some((cut, _)) => format!("{}...", &flat[..cut]),
+        None => flat,
     }
 }
 
@@ -38,12 +101,21 @@ struct Rewrite<'a> {
     /// Inside a `prange` body: a nested `prange` runs serially.
     in_prange: bool,
     error: Option<(Span, String)>,
+    /// What was done where, keyed by where the site starts (operators: their inserted text's
+    /// order).
+    sites: Vec<((usize, i64), Site)>,
 }
 
 impl Rewrite<'_> {
     fn range(&self, node: &impl Spanned) -> std::ops::Range<usize> {
         let span = node.span();
         self.lines.start_of(span)..self.lines.end_of(span)
+    }
+
+    fn site(&mut self, node: &impl Spanned, code: &impl Spanned, order: i64, kind: SiteKind) {
+        let range = self.range(code);
+        let site = Site { line: node.span().start().line, code: one_line(&self.lines.text[range]), kind };
+        self.sites.push(((self.range(node).start, order), site));
     }
 
     fn fail(&mut self, span: Span, message: impl Into<String>) {
@@ -109,9 +181,21 @@ impl Rewrite<'_> {
             ));
         }
         self.edits.push(Edit::replace(call, "__jit_range"));
+        let reductions = kinds.iter().map(|(name, kind)| (name.clone(), kind.chars().next().unwrap_or('+'))).collect();
+        self.site_of_head(e, SiteKind::Prange { reductions });
         self.in_prange = true;
         self.visit_block(&e.body);
         self.in_prange = false;
+    }
+}
+
+impl Rewrite<'_> {
+    /// A site for a loop, shown as its head (`for i in prange(0..n)`).
+    fn site_of_head(&mut self, e: &syn::ExprForLoop, kind: SiteKind) {
+        let start = self.range(e).start;
+        let head_end = self.range(&e.body).start;
+        let site = Site { line: e.span().start().line, code: one_line(&self.lines.text[start..head_end]), kind };
+        self.sites.push(((start, 0), site));
     }
 }
 
@@ -130,8 +214,15 @@ impl<'ast> Visit<'ast> for Rewrite<'_> {
             BinOp::Sub(_) => "__jit_sub",
             BinOp::Mul(_) => "__jit_mul",
             BinOp::Div(_) => "__jit_div",
+            BinOp::AddAssign(_) | BinOp::SubAssign(_) | BinOp::MulAssign(_) | BinOp::DivAssign(_) if !self.in_prange => {
+                let op = self.lines.text[self.range(&e.op)].to_string();
+                self.site(e, e, 0, SiteKind::InPlace { op });
+                return visit::visit_expr_binary(self, e);
+            }
             _ => return visit::visit_expr_binary(self, e),
         };
+        let op = self.lines.text[self.range(&e.op)].chars().next().unwrap_or('+');
+        self.site(&*e.left, e, self.depth, SiteKind::Operator { op, method_at: None });
         let (left, right) = (self.range(&e.left), self.range(&e.right));
         // Prefixes at one offset: outer first; closing parentheses: inner first.
         self.edits.push(Edit::insert(left.start, self.depth, format!("::jit::__par_op!({method}, ")));
@@ -146,8 +237,26 @@ impl<'ast> Visit<'ast> for Rewrite<'_> {
     fn visit_expr_for_loop(&mut self, e: &'ast syn::ExprForLoop) {
         match prange_argument(&e.expr) {
             Some(range) if !self.in_prange => self.prange_loop(e, range),
-            _ => visit::visit_expr_for_loop(self, e),
+            Some(_) => {
+                self.site_of_head(e, SiteKind::NestedPrange);
+                visit::visit_expr_for_loop(self, e)
+            }
+            None => {
+                if !self.in_prange {
+                    self.site_of_head(e, SiteKind::SerialLoop);
+                }
+                visit::visit_expr_for_loop(self, e)
+            }
         }
+    }
+
+    fn visit_expr_while(&mut self, e: &'ast syn::ExprWhile) {
+        if !self.in_prange {
+            let start = self.range(e).start;
+            let site = Site { line: e.span().start().line, code: one_line(&self.lines.text[start..self.range(&e.body).start]), kind: SiteKind::SerialLoop };
+            self.sites.push(((start, 0), site));
+        }
+        visit::visit_expr_while(self, e)
     }
 
     fn visit_expr_repeat(&mut self, e: &'ast syn::ExprRepeat) {
@@ -321,6 +430,32 @@ mod tests {
         // Inner loops may break; closures may return.
         let ok = "#[jit(parallel)]\nfn f() { for i in prange(0..3) { for j in 0..i { break; } let g = || { return 1; }; } }";
         assert!(split(ok).is_ok());
+    }
+
+    #[test]
+    fn sites_say_what_was_rewritten_where() {
+        use super::SiteKind::*;
+        let cell = "let n = 1;\n#[jit(parallel)]\nfn f(a: &Array2<f64>) -> Array2<f64> {\n    let mut trace = 0.0;\n    for i in prange(0..a.nrows()) {\n        trace += a[[i, i]].tanh() * 2.0;\n        for k in prange(0..2) {}\n    }\n    let mut b = a * 2.0;\n    b += 1.0;\n    for j in 0..3 { for k in prange(0..2) {} }\n    b + trace\n}";
+        let f = &split(cell).unwrap().functions[0];
+        let seen: Vec<(usize, &str, &super::SiteKind)> = f.sites.iter().map(|s| (s.line, s.code.as_str(), &s.kind)).collect();
+        let at = |line: usize, needle: &str| {
+            let text = f.source.lines().nth(line - 1).unwrap();
+            Some((line, text[..text.find(needle).unwrap()].chars().count() + needle.len() + 1 - "__jit_".len()))
+        };
+        assert_eq!(
+            seen,
+            vec![
+                (5, "for i in prange(0..a.nrows())", &Prange { reductions: vec![("trace".into(), '+')] }),
+                (6, "a[[i, i]].tanh() * 2.0", &Operator { op: '*', method_at: at(5, "__par_op!(__jit_") }),
+                (7, "for k in prange(0..2)", &NestedPrange),
+                (9, "a * 2.0", &Operator { op: '*', method_at: at(8, "let mut b = ::jit::__par_op!(__jit_") }),
+                (10, "b += 1.0", &InPlace { op: "+=".into() }),
+                (11, "for j in 0..3", &SerialLoop),
+                (11, "for k in prange(0..2)", &Prange { reductions: vec![] }),
+                (12, "b + trace", &Operator { op: '+', method_at: at(11, "__par_op!(__jit_") }),
+            ]
+        );
+        assert!(f.written.contains("let mut b = a * 2.0;") && !f.written.contains("__par_op"));
     }
 
     #[test]

@@ -10,6 +10,11 @@
 //! How: `(&Bin::new(l, r)).__jit_add()` first looks for a method taking `&Bin` (the array
 //! traits, implemented on `Bin<array, ...>`), then one taking `&&Bin` (the std traits,
 //! implemented on `&Bin<L, R>` for every `L: Add<R>`).
+//!
+//! The array traits' methods carry `#[deprecated(note = "rjk:parallel-elementwise")]`: not to
+//! deprecate anything, but so that rustc names, with a warning, each operator of the function
+//! that resolved to them, with its place; the kernel reads those warnings after a compile for
+//! `%jit_report` (what went parallel). Nothing else reads them.
 
 use std::cell::Cell;
 use std::ops::{Add, Div, Mul, Sub};
@@ -72,6 +77,9 @@ macro_rules! operator {
         /// Arrays (with arrays or with numbers of their element type) on the pool.
         pub trait $Array {
             type Output;
+            // Not deprecated: the kernel reads rustc's warning for each call that resolves
+            // here, and so learns which operators of the function went parallel (see below).
+            #[deprecated(note = "rjk:parallel-elementwise")]
             fn $method(&self) -> Self::Output;
         }
 
@@ -128,6 +136,7 @@ operator!(ArrayMul, StdMul, Mul, __jit_mul, *, [f32, f64, i8, i16, i32, i64, isi
 operator!(ArrayDiv, StdDiv, Div, __jit_div, /, [f32, f64, i8, i16, i32, i64, isize, u8, u16, u32, u64, usize]);
 
 #[cfg(test)]
+#[allow(deprecated)]
 mod tests {
 
     use ndarray::{array, Array1, Array2};

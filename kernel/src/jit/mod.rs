@@ -11,12 +11,14 @@
 
 pub mod compiler;
 pub mod errors;
+pub mod inspect;
 pub mod runtime;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use jit_codegen::{JitFn, SplitCell, RUNTIME_PRELUDE};
+use magics::{CompiledCode, Found, JitReport};
 
 use crate::backend::{Backend, CellError, Completions, Front, LiveOutput, MimeBundle, OutputSink, RunError};
 pub use compiler::{Compile, Compiled, JitCompiler};
@@ -29,8 +31,11 @@ pub struct JitBackend<B, C = JitCompiler> {
     runtime: PathBuf,
     /// The runtime is a dependency of the session and its prelude is imported.
     runtime_joined: bool,
-    /// The session's jit functions by name (their latest definitions).
+    /// The session's jit functions by name (their latest definitions), and how each compiled.
     functions: BTreeMap<String, JitFn>,
+    compiled: BTreeMap<String, Compiled>,
+    /// The session's plain functions that can be compiled on their own (`%jit_asm --naive`).
+    plain: BTreeMap<String, JitFn>,
     /// The session's `use` items that jit functions may see.
     uses: Vec<String>,
     /// Wrappers of jit functions compiled since the inner backend last compiled a cell: they go
@@ -48,6 +53,8 @@ impl<B: Backend, C: Compile> JitBackend<B, C> {
             runtime,
             runtime_joined: false,
             functions: BTreeMap::new(),
+            compiled: BTreeMap::new(),
+            plain: BTreeMap::new(),
             uses: Vec::new(),
             glue: String::new(),
             notice: None,
@@ -87,6 +94,8 @@ impl<B: Backend, C: Compile> JitBackend<B, C> {
             sink(LiveOutput::Stdout(format!("{}\n", compiled.report())));
             self.glue.push_str(&compiled.wrapper);
             self.functions.insert(function.name.clone(), function.clone());
+            self.plain.remove(&function.name);
+            self.compiled.insert(function.name.clone(), compiled);
         }
         Ok(())
     }
@@ -102,7 +111,8 @@ impl<B: Backend, C: Compile> JitBackend<B, C> {
 
     /// Runs plain code (a cell, or what is left of it) with the glue and, when due, the runtime
     /// in front; `uses` are the cell's `use` items, remembered once it compiled.
-    fn run(&mut self, outer: &Front<'_>, code: &str, uses: &[String], sink: OutputSink<'_>) -> Result<Option<MimeBundle>, RunError> {
+    fn run(&mut self, outer: &Front<'_>, code: &str, split: &SplitCell, sink: OutputSink<'_>) -> Result<Option<MimeBundle>, RunError> {
+        let uses = &split.uses;
         // Wrappers name the runtime's types too.
         let runtime_due = !self.runtime_joined && (!self.glue.is_empty() || runtime::uses_runtime(code));
         let mut items = outer.items.to_string();
@@ -116,6 +126,12 @@ impl<B: Backend, C: Compile> JitBackend<B, C> {
                 self.runtime_joined |= runtime_due;
                 self.glue.clear();
                 self.uses = merged_uses(&self.uses, uses);
+                for function in &split.plain {
+                    // A plain definition replaces a jit one of the name.
+                    self.functions.remove(&function.name);
+                    self.compiled.remove(&function.name);
+                    self.plain.insert(function.name.clone(), function.clone());
+                }
                 Ok(value)
             }
             Err(RunError::Front(error)) if !self.glue.is_empty() => {
@@ -141,7 +157,7 @@ impl<B: Backend, C: Compile> Backend for JitBackend<B, C> {
         }
         let split = jit_codegen::split(code).map_err(|e| RunError::Cell(errors::codegen_error(&e, code)))?;
         if split.functions.is_empty() {
-            return self.run(front, code, &split.uses, sink);
+            return self.run(front, code, &split, sink);
         }
         self.compile_functions(code, &split, sink).map_err(RunError::Cell)?;
         if split.rest_is_empty() && front.is_empty() {
@@ -149,7 +165,7 @@ impl<B: Backend, C: Compile> Backend for JitBackend<B, C> {
             self.uses = merged_uses(&self.uses, &split.uses);
             return Ok(None);
         }
-        self.run(front, &split.rest, &split.uses, sink)
+        self.run(front, &split.rest, &split, sink)
     }
 
     fn complete(&mut self, code: &str, cursor: usize) -> Completions {
@@ -178,6 +194,60 @@ impl<B: Backend, C: Compile> Backend for JitBackend<B, C> {
 
     fn interruptible(&mut self, work: &mut dyn FnMut()) -> bool {
         self.inner.interruptible(work)
+    }
+
+    fn compiled_code(&mut self, name: &str, naive: bool, sink: OutputSink<'_>) -> Result<Found<CompiledCode>, CellError> {
+        if let (Some(function), Some(compiled), false) = (self.functions.get(name), self.compiled.get(name), naive) {
+            return inspect::code(function, &compiled.krate, &compiled.library, false).map(Found::Jit);
+        }
+        let function = match self.functions.get(name).or(self.plain.get(name)) {
+            Some(function) if naive => function.clone(),
+            Some(_) => return Ok(Found::Plain),
+            None => return Err(self.not_a_function(name, naive)),
+        };
+        if !self.compiler.runtime_built() {
+            self.join_runtime(sink)?;
+        }
+        let deps = dependencies(&function, &|n| self.functions.get(n).or(self.plain.get(n)));
+        let uses = self.uses.clone();
+        let (compiler, mut built) = (&self.compiler, None);
+        let started = std::time::Instant::now();
+        // The function where it was in its cell, for errors against the cell's lines.
+        let cell = format!("{}{}{}", "\n".repeat(function.line - 1), " ".repeat(function.column), function.written);
+        if self.inner.interruptible(&mut || built = Some(compiler.naive(&function, &deps, &uses, &cell))) {
+            return Err(CellError::new("Interrupted", "stopped while the opt-level-0 listing compiled; nothing was lost"));
+        }
+        let base = built.expect("the compile ran")?;
+        let krate = base.file_stem().and_then(|s| s.to_str()).and_then(|s| s.strip_prefix("lib")).unwrap_or_default().to_string();
+        if started.elapsed().as_secs_f64() > 0.05 {
+            sink(LiveOutput::Stdout(format!("jit: compiled {name} as plain cells are (opt-level 0) in {:.2} s
+", started.elapsed().as_secs_f64())));
+        }
+        inspect::code(&function, &krate, &base, true).map(Found::Jit)
+    }
+
+    fn jit_report(&mut self, name: &str) -> Result<Found<JitReport>, CellError> {
+        match (self.functions.get(name), self.compiled.get(name)) {
+            (Some(function), Some(compiled)) => Ok(Found::Jit(inspect::report(function, compiled, inspect::threads()))),
+            _ if self.plain.contains_key(name) || self.inner.items().iter().any(|i| i == name) => Ok(Found::Plain),
+            _ => Err(self.not_a_function(name, false)),
+        }
+    }
+}
+
+impl<B: Backend, C: Compile> JitBackend<B, C> {
+    /// The error for a name the jit magics cannot show.
+    fn not_a_function(&self, name: &str, naive: bool) -> CellError {
+        if self.inner.items().iter().any(|i| i == name) {
+            if naive {
+                return CellError::new("JitError", format!("`{name}` cannot be compiled on its own for a listing (a function with type parameters has no code until it is used, and only functions are listed)"));
+            }
+            return CellError::new("JitError", format!("`{name}` is not a function compiled by the jit"));
+        }
+        if self.inner.variables().iter().any(|v| v == name) {
+            return CellError::new("NameError", format!("`{name}` is a variable, not a function"));
+        }
+        CellError::new("NameError", format!("no function `{name}` in this session: define it in a cell first (with #[jit] for optimised code)"))
     }
 }
 

@@ -45,7 +45,11 @@ impl Compile for FakeCompiler {
             return Err(errors::rustc_error(&json, &krate, function, &source, cell, plain));
         }
         let wrapper = if function.name.starts_with("broken") { "fn BROKEN() {}\n".to_string() } else { format!("fn {}() {{}}\n", function.name) };
-        Ok(Compiled { name: function.name.clone(), krate, wrapper, seconds: Some(0.5), device: None })
+        Ok(Compiled { name: function.name.clone(), krate, wrapper, seconds: Some(0.5), library: PathBuf::from("/nowhere/lib.so"), device: None })
+    }
+
+    fn naive(&self, function: &JitFn, _deps: &[&JitFn], _uses: &[String], _cell: &str) -> Result<PathBuf, CellError> {
+        Err(CellError::new("JitError", format!("naive {}", function.name)))
     }
 }
 
