@@ -24,7 +24,14 @@ def check_lesson_outputs(nb) -> None:
     stdout = "".join(o.text for o in outputs(nb, "stream") if o.name == "stdout")
     # 1. The compile happens when the function is defined, and says so.
     assert re.search(r"jit: (compiled a_plus_tr_tanh_a in [\d.]+ s|a_plus_tr_tanh_a from the cache)", stdout), stdout
-    assert len(re.findall(r"per loop \(mean ± std\. dev\. of 7 runs, [\d,]+ loops each\)", stdout)) == 5, stdout
+    assert len(re.findall(r"per loop \(mean ± std\. dev\. of 7 runs, [\d,]+ loops each\)", stdout)) == 6, stdout
+    # What the jit did: the machine code with its vector instructions, the one allocation per call,
+    # and what went parallel.
+    shown = [o.data["text/plain"] for o in outputs(nb, "display_data") if "text/html" in o.data and "text/plain" in o.data]
+    assert any(re.match(r"a_plus_tr_tanh_a \(#\[jit\]\): \d+ instructions, [1-9]\d* of them vector", s) for s in shown), shown
+    assert any(s.startswith("a_plus_tr_tanh_a_naive (as plain cells compile it: opt-level 0)") for s in shown), shown
+    assert "1 allocation (78.1 KiB) per loop" in stdout, stdout
+    assert any("line 7: `a + trace`\n      parallel elementwise `+`" in s and "a plain loop: serial" in s for s in shown), shown
     # 2. The speedup, computed from the two %timeit -o results.
     speedup = re.search(r"a (\d+)x speedup", stdout)
     assert speedup and int(speedup.group(1)) >= 2, stdout

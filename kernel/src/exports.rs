@@ -6,6 +6,8 @@ use crate::cuda::driver::*;
 #[allow(unused_imports)]
 use crate::user_process::*;
 #[allow(unused_imports)]
+use crate::user_process::allocations::*;
+#[allow(unused_imports)]
 use crate::user_process::snapshot::*;
 #[allow(unused_imports)]
 use crate::user_process::stdin::*;
@@ -41,11 +43,13 @@ mod tests {
         .concat();
         let cells = include_str!("evcxr_backend/prelude.rs");
         let bench = include_str!("../../bench/snapshot_bench.py");
+        let timeit = include_str!("../../magics/src/timeit.rs");
         let mut for_runtime = 0;
         for (group, names) in EXPORTS {
             for name in *names {
                 match *group {
                     "interposed" => {}
+                    "timeit" => assert!(timeit.contains(&format!("c\"{name}\"")), "%timeit's harness never looks up {name}"),
                     "bench" => assert!(bench.contains(&format!("\"{name}\"")), "the benchmark never looks up {name}"),
                     "cells" => assert!(cells.contains(&format!("c\"{name}\"")), "the cells never look up {name}"),
                     _ => {

@@ -61,6 +61,26 @@ pub fn format_time(seconds: f64, precision: usize) -> String {
     format!("{} {}", format_g(seconds * SCALING[order], precision), UNITS[order])
 }
 
+/// `%timeit -a`'s second line: `1 allocation (78.1 KiB) per loop`, from the allocations and
+/// bytes counted over `loops` loops.
+pub fn allocations_line(count: u64, bytes: u64, loops: u64) -> String {
+    let loops = loops.max(1) as f64;
+    let (per, bytes) = (count as f64 / loops, bytes as f64 / loops);
+    let number = if per.fract() == 0.0 { format!("{per}") } else { format_g(per, 3) };
+    let noun = if per == 1.0 { "allocation" } else { "allocations" };
+    if count == 0 {
+        return "0 allocations per loop".to_string();
+    }
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut size = bytes;
+    let mut unit = 0;
+    while size >= 1024.0 && unit < UNITS.len() - 1 {
+        size /= 1024.0;
+        unit += 1;
+    }
+    format!("{number} {noun} ({} {}) per loop", format_g(size, 3), UNITS[unit])
+}
+
 /// `1,000,000` (Python's `{:,}`).
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
@@ -123,6 +143,14 @@ pub fn time_lines(user: f64, sys: f64, wall: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allocation_lines() {
+        assert_eq!(allocations_line(100, 8_000_000, 100), "1 allocation (78.1 KiB) per loop");
+        assert_eq!(allocations_line(0, 0, 1000), "0 allocations per loop");
+        assert_eq!(allocations_line(300, 8_000_000 * 100, 100), "3 allocations (7.63 MiB) per loop");
+        assert_eq!(allocations_line(1, 16, 2), "0.5 allocations (8 B) per loop");
+    }
 
     #[test]
     fn g_format_matches_python() {

@@ -7,7 +7,7 @@
 //! (outside the timed spans) the harness looks for the kernel's interrupt flag, so an interrupt
 //! stops it within a chunk (about 50 ms) and keeps every variable.
 
-use crate::format::{timeit_line, timeit_warning};
+use crate::format::{allocations_line, timeit_line, timeit_warning};
 use crate::{Call, Context, Kind, Magic, MagicError, MimeBundle, Value};
 
 pub struct Timeit;
@@ -20,21 +20,31 @@ pub struct Options {
     pub precision: usize,
     pub quiet: bool,
     pub output: bool,
+    /// `-a`: also count heap allocations per loop.
+    pub allocations: bool,
     pub save_to: Option<String>,
     pub statement: String,
 }
 
-/// Parses `[-n N] [-r R] [-p P] [-q] [-o] [-v V] [-t] [-c] statement` (getopt style: `-n10`,
+/// Parses `[-n N] [-r R] [-p P] [-q] [-o] [-a] [-v V] [-t] [-c] statement` (getopt style: `-n10`,
 /// `-n 10`, `-qo`).
 pub fn parse_options(args: &str) -> Result<Options, MagicError> {
-    let mut options =
-        Options { number: 0, repeat: 7, precision: 3, quiet: false, output: false, save_to: None, statement: String::new() };
+    let mut options = Options {
+        number: 0,
+        repeat: 7,
+        precision: 3,
+        quiet: false,
+        output: false,
+        allocations: false,
+        save_to: None,
+        statement: String::new(),
+    };
     let mut rest = args.trim_start();
     // Option groups come first; the first word that is not one starts the statement.
     while let Some(word) = rest.strip_prefix('-') {
         let end = word.find(char::is_whitespace).unwrap_or(word.len());
         let group = &word[..end];
-        if !group.starts_with(|c: char| "nrpqovtc".contains(c)) {
+        if !group.starts_with(|c: char| "nrpqovtca".contains(c)) {
             break;
         }
         let mut after = &word[end..];
@@ -42,6 +52,7 @@ pub fn parse_options(args: &str) -> Result<Options, MagicError> {
             match flag {
                 'q' => options.quiet = true,
                 'o' => options.output = true,
+                'a' => options.allocations = true,
                 't' | 'c' => {} // wall clock either way, as IPython on Unix
                 'n' | 'r' | 'p' | 'v' => {
                     let mut value = &group[i + 1..];
@@ -100,9 +111,9 @@ impl Magic for Timeit {
         "Time execution of a Rust statement or expression.
 
 Usage, in line mode:
-  %timeit [-n<N> -r<R> -q -p<P> [-o|-v <V>]] statement
+  %timeit [-n<N> -r<R> -q -p<P> -a [-o|-v <V>]] statement
 or in cell mode:
-  %%timeit [-n<N> -r<R> -q -p<P> [-o|-v <V>]] setup_code
+  %%timeit [-n<N> -r<R> -q -p<P> -a [-o|-v <V>]] setup_code
   code
   code...
 
@@ -115,9 +126,13 @@ Options:
   -r<R>  number of runs (default 7)
   -p<P>  significant digits in the result (default 3)
   -q     quiet: print nothing
+  -a     also count heap allocations: one more run of the same loops,
+         counted, after the timed ones (the timed runs are not slowed), shown
+         under the time as `1 allocation (78.1 KiB) per loop`
   -o     return a TimeitResult (the cell's result); keep it with
          `let t = %timeit -o f(&a)` and read t.best(), t.worst(),
-         t.average(), t.stdev(), t.all_runs, t.loops, t.repeat
+         t.average(), t.stdev(), t.all_runs, t.loops, t.repeat, and with
+         -a t.allocations(), t.allocated_bytes() (per loop)
   -v <V> like -o, but store the TimeitResult in the variable V
 
 Example:
@@ -138,23 +153,35 @@ Example:
         crate::require_complete("%timeit", &statement)?;
         let code = harness(&setup, &statement, &options, call.line, call.body.is_some());
         let value = ctx.run_rust(&code)?.and_then(|b| b.get("text/plain").cloned()).unwrap_or_default();
-        let (loops, all_runs) = parse_runs(&value)
-            .ok_or_else(|| MagicError::new("TimeitError", format!("unexpected harness result: {value}")))?;
+        let Runs { loops, all_runs, allocations } =
+            parse_runs(&value).ok_or_else(|| MagicError::new("TimeitError", format!("unexpected harness result: {value}")))?;
+        let allocations_text = match (options.allocations, allocations) {
+            (false, _) => None,
+            (true, Some((count, bytes, counted))) => Some(allocations_line(count, bytes, counted)),
+            (true, None) => Some("allocations: not counted (the process running the cells does not count them)".to_string()),
+        };
+        let line = timeit_line(&all_runs, loops, options.precision);
 
         let mut shown = Vec::new();
         if !options.quiet {
             if let Some(warning) = timeit_warning(&all_runs, loops) {
                 shown.push(Value::text(warning));
             }
-            shown.push(Value::text(timeit_line(&all_runs, loops, options.precision)));
+            match &allocations_text {
+                Some(second) => shown.push(Value::text(format!("{line}\n{second}"))),
+                None => shown.push(Value::text(line.clone())),
+            }
         }
         let keep = call.assign_to.clone().or(options.save_to.clone());
         if options.output || keep.is_some() {
-            let result = result_value(&all_runs, loops, options.precision);
+            let result = result_value(&all_runs, loops, options.precision, allocations.filter(|_| options.allocations));
             if let Some(name) = keep {
                 ctx.run_rust(&format!("{}\nlet {name} = {result};", result_type()))?;
             } else {
-                let repr = format!("<TimeitResult : {}>", timeit_line(&all_runs, loops, options.precision));
+                let repr = match &allocations_text {
+                    Some(second) => format!("<TimeitResult : {line}; {second}>"),
+                    None => format!("<TimeitResult : {line}>"),
+                };
                 shown.push(Value::Result(MimeBundle::from([("text/plain".to_string(), repr)])));
             }
         }
@@ -162,16 +189,32 @@ Example:
     }
 }
 
-/// The Rust block that times `statement` and evaluates to `(loops, run_seconds)`.
+/// With `-a`, before the closure that times a run: the allocation counter's two functions,
+/// found in the process (`None` when it has none), and whether this run counts.
+const COUNTER: &str = "let __rjk_alloc: ::std::option::Option<(extern \"C\" fn(), unsafe extern \"C\" fn(*mut u64, *mut u64))> = { \
+    unsafe extern \"C\" { fn dlsym(h: *mut ::std::ffi::c_void, s: *const ::std::ffi::c_char) -> *mut ::std::ffi::c_void; } \
+    let (s, e) = unsafe { (dlsym(::std::ptr::null_mut(), c\"rjk_alloc_start\".as_ptr()), dlsym(::std::ptr::null_mut(), c\"rjk_alloc_stop\".as_ptr())) }; \
+    if s.is_null() || e.is_null() { None } else { Some(unsafe { (::std::mem::transmute(s), ::std::mem::transmute(e)) }) } }; \
+    let __rjk_counting = ::std::cell::Cell::new(false); let __rjk_counted = ::std::cell::Cell::new((0u64, 0u64, 0u64)); ";
+
+/// With `-a`, around each timed chunk of the counted run.
+const COUNT_ON: &str = "if __rjk_counting.get() { if let Some((s, _)) = __rjk_alloc { s(); } } ";
+const COUNT_OFF: &str = "if __rjk_counting.get() { if let Some((_, e)) = __rjk_alloc { let (mut c, mut b) = (0u64, 0u64); unsafe { e(&mut c, &mut b) }; \
+    let (c0, b0, n0) = __rjk_counted.get(); __rjk_counted.set((c0 + c, b0 + b, n0 + __rjk_n)); } } ";
+
+/// The Rust block that times `statement` and evaluates to `(loops, run_seconds)` (with `-a`,
+/// `(loops, run_seconds, Some((allocations, bytes, loops counted)))`, or `None` there when the
+/// process counts none). The harness without `-a` is exactly as it was before `-a` existed.
 ///
 /// It is laid out so that the statement's lines are the cell's: the setup and the statement
 /// of a line magic sit on the magic's own line; a cell magic's body follows on the next lines.
 /// The statement sits directly in the timed loop (no closure call).
 pub fn harness(setup: &str, statement: &str, options: &Options, line: usize, cell_mode: bool) -> String {
+    let counter = if options.allocations { COUNTER } else { "" };
     let head = format!(
         "{{ let __rjk_number: u64 = {number}; let __rjk_repeat: usize = {repeat}; \
          let __rjk_flag = ::std::env::var_os({flag:?}).map(::std::path::PathBuf::from); \
-         let __rjk_stop = || __rjk_flag.as_ref().is_some_and(|f| f.exists()); \
+         let __rjk_stop = || __rjk_flag.as_ref().is_some_and(|f| f.exists()); {counter}\
          let mut __rjk_time = |__rjk_loops: u64| -> ::std::option::Option<f64> {{ ",
         number = options.number,
         repeat = options.repeat,
@@ -179,16 +222,17 @@ pub fn harness(setup: &str, statement: &str, options: &Options, line: usize, cel
     );
     // Runs `__rjk_loops` loops in chunks of about 50 ms; only the chunks are timed, and the
     // interrupt flag is looked at between them.
-    let loop_head = "let mut __rjk_done: u64 = 0; let mut __rjk_chunk: u64 = 1; let mut __rjk_total = 0.0f64; \
+    let mut loop_head = "let mut __rjk_done: u64 = 0; let mut __rjk_chunk: u64 = 1; let mut __rjk_total = 0.0f64; \
         while __rjk_done < __rjk_loops { \
             if __rjk_stop() { return None; } \
             let __rjk_n = __rjk_chunk.min(__rjk_loops - __rjk_done); \
             let __rjk_t0 = ::std::time::Instant::now(); \
             let mut __rjk_i: u64 = 0; \
-            while __rjk_i < __rjk_n { let __rjk_v = { ";
+            while __rjk_i < __rjk_n { let __rjk_v = { "
+        .to_string();
     // The value's address goes into an empty asm block: the optimiser must produce it, and
     // unlike `black_box` at opt-level 0 this is no function call (harness cost ~1 ns per loop).
-    let loop_tail = "}; unsafe { ::std::arch::asm!(\"/* {0} */\", in(reg) &__rjk_v, options(nostack, preserves_flags, readonly)); } __rjk_i += 1; } \
+    let mut loop_tail = "}; unsafe { ::std::arch::asm!(\"/* {0} */\", in(reg) &__rjk_v, options(nostack, preserves_flags, readonly)); } __rjk_i += 1; } \
             let __rjk_dt = __rjk_t0.elapsed().as_secs_f64(); \
             __rjk_total += __rjk_dt; __rjk_done += __rjk_n; \
             if __rjk_dt < 0.05 { __rjk_chunk = __rjk_chunk.saturating_mul(2); } \
@@ -202,28 +246,67 @@ pub fn harness(setup: &str, statement: &str, options: &Options, line: usize, cel
         } \
         let mut __rjk_runs: ::std::vec::Vec<f64> = ::std::vec::Vec::new(); \
         for _ in 0..__rjk_repeat { match __rjk_time(__rjk_loops) { Some(t) => __rjk_runs.push(t), None => break } } \
-        (__rjk_loops, __rjk_runs) }";
+        (__rjk_loops, __rjk_runs) }"
+        .to_string();
+    if options.allocations {
+        const T0: &str = "let __rjk_t0 = ::std::time::Instant::now(); ";
+        const DT: &str = "let __rjk_dt = __rjk_t0.elapsed().as_secs_f64(); ";
+        loop_head = loop_head.replace(T0, &format!("{COUNT_ON}{T0}"));
+        loop_tail = loop_tail.replace(DT, &format!("{DT}{COUNT_OFF}")).replace(
+            "(__rjk_loops, __rjk_runs) }",
+            // One more run of the same loops, counted (the timed runs are not).
+            "__rjk_counting.set(true); let _ = __rjk_time(__rjk_loops); \
+             let __rjk_c = __rjk_counted.get(); (__rjk_loops, __rjk_runs, __rjk_alloc.and(Some(__rjk_c)).filter(|c| c.2 > 0)) }",
+        );
+    }
     let padding = "\n".repeat(line.saturating_sub(1));
     let setup = if setup.trim().is_empty() { String::new() } else { format!("{setup} ") };
     let before_statement = if cell_mode { "\n" } else { "" };
     format!("{padding}{head}{setup}{loop_head}{before_statement}{statement}\n{loop_tail}")
 }
 
-/// Reads the harness's value, Debug-printed as `(loops, [t1, t2, ...])`.
-pub fn parse_runs(text: &str) -> Option<(u64, Vec<f64>)> {
+/// What the harness measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Runs {
+    pub loops: u64,
+    pub all_runs: Vec<f64>,
+    /// `-a`: allocations and bytes over that many loops.
+    pub allocations: Option<(u64, u64, u64)>,
+}
+
+/// Reads the harness's value, Debug-printed as `(loops, [t1, t2, ...])`, with `-a`
+/// `(loops, [...], Some((count, bytes, loops)))` or `(loops, [...], None)`.
+pub fn parse_runs(text: &str) -> Option<Runs> {
     let inner = text.trim().strip_prefix('(')?.strip_suffix(')')?;
-    let (loops, runs) = inner.split_once(',')?;
-    let runs = runs.trim().strip_prefix('[')?.strip_suffix(']')?;
-    let runs: Option<Vec<f64>> =
+    let (loops, rest) = inner.split_once(',')?;
+    let rest = rest.trim().strip_prefix('[')?;
+    let (runs, after) = rest.split_once(']')?;
+    let all_runs: Option<Vec<f64>> =
         runs.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| s.parse().ok()).collect();
-    Some((loops.trim().parse().ok()?, runs?))
+    let after = after.trim().trim_start_matches(',').trim();
+    let allocations = match after.strip_prefix("Some((").and_then(|a| a.strip_suffix("))")) {
+        Some(tuple) => {
+            let numbers: Vec<u64> = tuple.split(',').map(|n| n.trim().parse().ok()).collect::<Option<_>>()?;
+            match numbers[..] {
+                [count, bytes, counted] => Some((count, bytes, counted)),
+                _ => return None,
+            }
+        }
+        None if after.is_empty() || after == "None" => None,
+        None => return None,
+    };
+    Some(Runs { loops: loops.trim().parse().ok()?, all_runs: all_runs?, allocations })
 }
 
 /// A `TimeitResult` value as Rust source.
-fn result_value(all_runs: &[f64], loops: u64, precision: usize) -> String {
+fn result_value(all_runs: &[f64], loops: u64, precision: usize, allocations: Option<(u64, u64, u64)>) -> String {
     let runs: Vec<String> = all_runs.iter().map(|t| format!("{t:?}")).collect();
+    let allocations = match allocations {
+        Some((count, bytes, counted)) => format!("Some(({count}, {bytes}, {counted}))"),
+        None => "None".to_string(),
+    };
     format!(
-        "TimeitResult {{ loops: {loops}, repeat: {}, all_runs: vec![{}], precision: {precision} }}",
+        "TimeitResult {{ loops: {loops}, repeat: {}, all_runs: vec![{}], precision: {precision}, counted: {allocations} }}",
         all_runs.len(),
         runs.join(", ")
     )
@@ -244,6 +327,8 @@ pub struct TimeitResult {{
     /// Total seconds of each run.
     pub all_runs: Vec<f64>,
     pub precision: usize,
+    /// `-a`: heap allocations and bytes counted, over that many loops.
+    pub counted: Option<(u64, u64, u64)>,
 }}
 #[allow(dead_code)]
 impl TimeitResult {{
@@ -257,15 +342,23 @@ impl TimeitResult {{
     pub fn average(&self) -> f64 {{ __rjk_timeit_format::mean_stdev(&self.timings()).0 }}
     /// Standard deviation of the seconds per loop.
     pub fn stdev(&self) -> f64 {{ __rjk_timeit_format::mean_stdev(&self.timings()).1 }}
+    /// `-a`: heap allocations per loop.
+    pub fn allocations(&self) -> Option<f64> {{ self.counted.map(|(c, _, n)| c as f64 / n.max(1) as f64) }}
+    /// `-a`: bytes allocated per loop.
+    pub fn allocated_bytes(&self) -> Option<f64> {{ self.counted.map(|(_, b, n)| b as f64 / n.max(1) as f64) }}
 }}
 impl ::std::fmt::Display for TimeitResult {{
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {{
-        f.write_str(&__rjk_timeit_format::timeit_line(&self.all_runs, self.loops, self.precision))
+        f.write_str(&__rjk_timeit_format::timeit_line(&self.all_runs, self.loops, self.precision))?;
+        match self.counted {{
+            Some((c, b, n)) => write!(f, "\n{{}}", __rjk_timeit_format::allocations_line(c, b, n)),
+            None => Ok(()),
+        }}
     }}
 }}
 impl ::std::fmt::Debug for TimeitResult {{
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {{
-        write!(f, "<TimeitResult : {{}}>", self)
+        write!(f, "<TimeitResult : {{}}>", self.to_string().replace('\n', "; "))
     }}
 }}
 #[allow(dead_code)]
@@ -342,13 +435,35 @@ mod tests {
         let Some(Value::Many(shown)) = Timeit.run(&keep, &mut ctx).unwrap() else { panic!() };
         assert!(shown.is_empty());
         let last = ctx.ran.last().unwrap();
-        assert!(last.contains("pub struct TimeitResult") && last.ends_with("let t = TimeitResult { loops: 100, repeat: 3, all_runs: vec![0.25, 0.25, 1.25], precision: 3 };"));
+        assert!(last.contains("pub struct TimeitResult") && last.ends_with("let t = TimeitResult { loops: 100, repeat: 3, all_runs: vec![0.25, 0.25, 1.25], precision: 3, counted: None };"));
     }
 
     #[test]
     fn reads_the_harness_value() {
-        assert_eq!(parse_runs("(100, [0.25, 0.2500001])"), Some((100, vec![0.25, 0.2500001])));
-        assert_eq!(parse_runs("(1, [])"), Some((1, vec![])));
+        let runs = |loops, all_runs: Vec<f64>, allocations| Some(Runs { loops, all_runs, allocations });
+        assert_eq!(parse_runs("(100, [0.25, 0.2500001])"), runs(100, vec![0.25, 0.2500001], None));
+        assert_eq!(parse_runs("(1, [])"), runs(1, vec![], None));
+        assert_eq!(parse_runs("(10, [0.5], Some((10, 800, 10)))"), runs(10, vec![0.5], Some((10, 800, 10))));
+        assert_eq!(parse_runs("(10, [0.5], None)"), runs(10, vec![0.5], None));
         assert_eq!(parse_runs("nonsense"), None);
+        assert_eq!(parse_runs("(10, [0.5], Some((1, 2)))"), None);
+    }
+
+    #[test]
+    fn allocations_are_counted_only_with_a() {
+        let plain = harness("", "f(&a)", &opts("f(&a)"), 1, false);
+        assert!(!plain.contains("rjk_alloc") && !plain.contains("__rjk_counting"), "{plain}");
+        let counted = harness("", "f(&a)", &opts("-a f(&a)"), 1, false);
+        assert!(counted.contains("c\"rjk_alloc_start\"") && counted.contains("c\"rjk_alloc_stop\""));
+        // Around the timed chunks of one more run only: the timed runs are as without -a.
+        assert_eq!(counted.matches("__rjk_counting.get()").count(), 2);
+        assert!(counted.contains("__rjk_counting.set(true); let _ = __rjk_time(__rjk_loops);"));
+        use crate::testing::{call, FakeSession};
+        let answer = MimeBundle::from([("text/plain".to_string(), "(100, [0.25], Some((100, 8000000, 100)))".to_string())]);
+        let mut ctx = FakeSession { answer: Some(answer), ..Default::default() };
+        let Some(Value::Many(shown)) = Timeit.run(&call("timeit", "-a -o f()", None), &mut ctx).unwrap() else { panic!() };
+        assert_eq!(shown[0], Value::text("2.5 ms ± 0 ns per loop (mean ± std. dev. of 1 run, 100 loops each)\n1 allocation (78.1 KiB) per loop"));
+        let Value::Result(repr) = &shown[1] else { panic!() };
+        assert!(repr["text/plain"].ends_with("; 1 allocation (78.1 KiB) per loop>"), "{repr:?}");
     }
 }

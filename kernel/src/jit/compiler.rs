@@ -263,7 +263,7 @@ impl JitCompiler {
                 };
                 // The listings first: whoever finds the library (or, naive, the record) finds them.
                 for (from, extension) in [(&asm, "s"), (&ir, "ll"), (&src, "rs")] {
-                    std::fs::rename(from, sidecar(library, extension)).map_err(io)?;
+                    cache::publish(&sidecar(library, extension), |to| std::fs::copy(from, to).map(|_| ()).map_err(io), io)?;
                 }
                 let json = serde_json::to_string_pretty(&record).unwrap_or_default();
                 if naive {

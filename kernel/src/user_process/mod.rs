@@ -12,6 +12,7 @@
 //! - **stdin** ([`stdin`]): commands arrive on a copy of fd 0 made at start; the cells' own
 //!   stdin reads (fd 0) become input requests that evcxr forwards to the kernel.
 
+pub mod allocations;
 pub mod snapshot;
 pub mod stdin;
 

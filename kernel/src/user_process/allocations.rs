@@ -1,0 +1,147 @@
+//! Heap allocations counted for `%timeit -a`: the binary replaces the C library's allocating
+//! functions for everything the process loads (every cell, every jit library, std itself), each
+//! a call of glibc's own (`__libc_malloc`, ...), counted only while a count is on.
+//!
+//! Off, the cost is one relaxed load and a branch per allocation (see docs/benchmarks.md). `free`
+//! is glibc's, untouched: these return glibc's own blocks. Counted: `malloc`, `calloc`,
+//! `realloc` (as an allocation of its new size), `posix_memalign`, `aligned_alloc`, `memalign`,
+//! on any thread (a parallel region's workers too).
+
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static COUNT: AtomicU64 = AtomicU64::new(0);
+static BYTES: AtomicU64 = AtomicU64::new(0);
+
+unsafe extern "C" {
+    fn __libc_malloc(size: usize) -> *mut c_void;
+    fn __libc_calloc(count: usize, size: usize) -> *mut c_void;
+    fn __libc_realloc(ptr: *mut c_void, size: usize) -> *mut c_void;
+    fn __libc_memalign(align: usize, size: usize) -> *mut c_void;
+}
+
+#[inline(always)]
+fn count(bytes: usize) {
+    if COUNTING.load(Ordering::Relaxed) {
+        COUNT.fetch_add(1, Ordering::Relaxed);
+        BYTES.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+}
+
+/// Starts a count from zero (`%timeit -a`'s harness calls it through `dlsym`).
+#[unsafe(no_mangle)]
+pub extern "C" fn rjk_alloc_start() {
+    COUNT.store(0, Ordering::Relaxed);
+    BYTES.store(0, Ordering::Relaxed);
+    COUNTING.store(true, Ordering::SeqCst);
+}
+
+/// Stops the count; writes the allocations and bytes since [`rjk_alloc_start`].
+///
+/// # Safety
+/// `count` and `bytes` are valid for writes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rjk_alloc_stop(count: *mut u64, bytes: *mut u64) {
+    COUNTING.store(false, Ordering::SeqCst);
+    // SAFETY: the caller's contract.
+    unsafe {
+        *count = COUNT.load(Ordering::Relaxed);
+        *bytes = BYTES.load(Ordering::Relaxed);
+    }
+}
+
+/// # Safety
+/// As `malloc(3)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
+    count(size);
+    // SAFETY: glibc's malloc, same contract.
+    unsafe { __libc_malloc(size) }
+}
+
+/// # Safety
+/// As `calloc(3)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
+    count(n.saturating_mul(size));
+    // SAFETY: glibc's calloc, same contract.
+    unsafe { __libc_calloc(n, size) }
+}
+
+/// # Safety
+/// As `realloc(3)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
+    count(size);
+    // SAFETY: glibc's realloc, same contract.
+    unsafe { __libc_realloc(ptr, size) }
+}
+
+/// # Safety
+/// As `posix_memalign(3)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> libc::c_int {
+    if !align.is_power_of_two() || align % std::mem::size_of::<usize>() != 0 {
+        return libc::EINVAL;
+    }
+    count(size);
+    // SAFETY: glibc's memalign, with an alignment checked as posix_memalign does.
+    let p = unsafe { __libc_memalign(align, size) };
+    if p.is_null() {
+        return libc::ENOMEM;
+    }
+    // SAFETY: the caller's contract.
+    unsafe { *out = p };
+    0
+}
+
+/// # Safety
+/// As `aligned_alloc(3)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
+    count(size);
+    // SAFETY: glibc's memalign (what its aligned_alloc calls).
+    unsafe { __libc_memalign(align, size) }
+}
+
+/// # Safety
+/// As `memalign(3)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
+    count(size);
+    // SAFETY: glibc's memalign.
+    unsafe { __libc_memalign(align, size) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_allocations_only_while_on() {
+        // The test binary exports nothing, but its own allocations call these.
+        let mut out = (0u64, 0u64);
+        rjk_alloc_start();
+        let v: Vec<u8> = Vec::with_capacity(1000);
+        let b = Box::new([0u64; 4]);
+        // SAFETY: two valid places.
+        unsafe { rjk_alloc_stop(&mut out.0, &mut out.1) };
+        drop((v, b));
+        assert!(out.0 >= 2 && out.1 >= 1032, "{out:?}");
+        let _after: Vec<u8> = Vec::with_capacity(10);
+        let mut again = (0u64, 0u64);
+        rjk_alloc_start();
+        // SAFETY: as above.
+        unsafe { rjk_alloc_stop(&mut again.0, &mut again.1) };
+        assert!(again.0 <= out.0);
+        let mut p = std::ptr::null_mut();
+        // SAFETY: a valid out pointer; the block is freed with free.
+        unsafe {
+            assert_eq!(posix_memalign(&mut p, 64, 100), 0);
+            assert_eq!(p as usize % 64, 0);
+            libc::free(p);
+            assert_eq!(posix_memalign(&mut p, 3, 100), libc::EINVAL);
+        }
+    }
+}
