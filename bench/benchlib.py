@@ -4,6 +4,7 @@ binary, RUST_JIT_KERNEL_BIN honoured, so a "before" and an "after" build can be 
 `install`, and the machine line."""
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -15,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from kernel_client import BINARY, KERNEL_NAME, LESSON, ROOT, Cell, Kernel, execute_lesson, install  # noqa: E402
 
-__all__ = ["BINARY", "KERNEL_NAME", "LESSON", "ROOT", "Cell", "Kernel", "execute_lesson", "fresh_install", "kernel", "kernel_pid", "lesson_fn", "machine", "rss_mib"]
+__all__ = ["BINARY", "KERNEL_NAME", "LESSON", "ROOT", "Cell", "Kernel", "Worker", "execute_lesson", "fresh_install", "kernel", "kernel_pid", "lesson_fn", "machine", "rss_mib"]
 
 # The lesson's function, `a_plus_tr_tanh_a`, after its signature; RANGE is the trace loop's range.
 LESSON_BODY = """(a: &Array2<f64>) -> Array2<f64> {
@@ -32,6 +33,33 @@ def lesson_fn(head: str, name: str, parallel: bool = False) -> str:
     `prange(0..n)` when `parallel`."""
     body = LESSON_BODY.replace("RANGE", "prange(0..a.nrows())" if parallel else "0..a.nrows()")
     return f"{head}\nfn {name}{body}".lstrip("\n")
+
+
+class Worker:
+    """A process that answers one figure per line asked (a JSON value per line; its first line is its
+    hello), so that figures of several kernels (a "before" binary: RUST_JIT_KERNEL_BIN in `env`) or of
+    Numba can be taken in turn, interleaved."""
+
+    def __init__(self, argv: list[str], env: dict) -> None:
+        self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.hello = self.answer()
+
+    def answer(self) -> dict | float:
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise SystemExit(f"a worker ended: {self.proc.args}")
+            if line.startswith("{") or line[:1].isdigit():
+                return json.loads(line)
+
+    def ask(self, question: str):
+        self.proc.stdin.write(question + "\n")
+        self.proc.stdin.flush()
+        return self.answer()
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=120)
 
 
 CELL_TIMEOUT = 600  # s: a cold jit compile or `:dep` build in a benchmark may take minutes

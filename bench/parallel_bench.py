@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -69,31 +68,6 @@ for line in sys.stdin:
     fn = {"serial": lambda: serial(a), "parallel": lambda: parallel(a), "copy": lambda: np.copyto(out[int(n)], a)}[case]
     print(per_loop(fn), flush=True)
 """
-
-
-class Worker:
-    """A process that answers one figure per line asked (see `NUMBA` and `rust_worker`)."""
-
-    def __init__(self, argv: list[str], env: dict) -> None:
-        self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.hello = self.answer()
-
-    def answer(self) -> dict | float:
-        while True:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise SystemExit(f"a worker ended: {self.proc.args}")
-            if line.startswith("{") or line[:1].isdigit():
-                return json.loads(line)
-
-    def ask(self, question: str):
-        self.proc.stdin.write(question + "\n")
-        self.proc.stdin.flush()
-        return self.answer()
-
-    def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait(timeout=120)
 
 
 def user_pid(k) -> int:
@@ -206,7 +180,7 @@ def main() -> None:
     if args.rust_worker:
         rust_worker()
         return
-    from benchlib import BINARY, machine
+    from benchlib import BINARY, Worker, machine
 
     print(f"Machine: {machine()}; {time.strftime('%Y-%m-%d')}")
     numba_worker = Worker([sys.executable, "-c", NUMBA, json.dumps(SIZES)], dict(os.environ, NUMBA_NUM_THREADS=str(THREADS)))

@@ -357,6 +357,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_runtime_marks_its_parallel_operators_with_the_note_read_here() {
+        let ops = include_str!("../../../jit/runtime/src/ops.rs");
+        assert!(ops.contains(&format!("#[deprecated(note = \"{ELEMENTWISE_NOTE}\")]")));
+    }
+
+    #[test]
+    fn rustcs_warnings_say_which_operators_went_parallel() {
+        let warning = |line: u64, column: u64, note: &str| {
+            format!(
+                r#"{{"$message_type":"diagnostic","message":"use of deprecated method `jit::ops::ArrayAdd::__jit_add`: {note}","level":"warning","spans":[{{"file_name":"k.rs","line_start":{line},"column_start":{column},"is_primary":true}},{{"file_name":"k.rs","line_start":1,"column_start":1,"is_primary":false}}]}}"#
+            )
+        };
+        let stderr = [warning(7, 22, ELEMENTWISE_NOTE), warning(8, 3, "something else"), "not json".to_string(), warning(9, 5, ELEMENTWISE_NOTE)].join("\n");
+        assert_eq!(elementwise_sites(&stderr), vec![(7, 22), (9, 5)]);
+    }
+
+    #[test]
     fn report() {
         let c = Compiled { name: "f".into(), krate: "jit_f_0".into(), wrapper: String::new(), seconds: Some(1.234), library: PathBuf::new(), device: None };
         assert_eq!(c.report(), "jit: compiled f in 1.23 s");

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use super::*;
 use crate::testing::{Call, Fake};
+use magics::Found;
 
 /// What the fake compiler was asked, per compile.
 #[derive(Debug, Clone)]
@@ -214,4 +215,29 @@ fn later_uses_replace_earlier_ones_of_the_same_name() {
         "use my_crate::Thing;".into(),
     ]);
     assert_eq!(uses, vec!["use std::collections::HashMap;".to_string(), "use std::f32::consts::PI;".to_string()]);
+}
+
+#[test]
+fn jit_magics_find_jit_plain_and_unknown_functions() {
+    let mut jit = layer(Fake { variables: vec!["x".into()], ..Fake::default() });
+    let parallel = "#[jit(parallel)]\nfn p(a: &Array2<f64>) -> Array2<f64> {\n    let mut t = 0.0;\n    for i in prange(0..3) {\n        t += 1.0;\n    }\n    a * t\n}";
+    cells(&mut jit, &[parallel, "fn plain_one() -> f64 {\n    1.0\n}"]);
+    let sink = |_: LiveOutput| {};
+    assert_eq!(jit.compiled_code("plain_one", false, &sink), Ok(Found::Plain));
+    assert_eq!(jit.jit_report("plain_one"), Ok(Found::Plain));
+    let naive = jit.compiled_code("plain_one", true, &sink).unwrap_err();
+    assert_eq!(naive.evalue, "naive plain_one", "a plain function compiles for its naive listing");
+    assert_eq!(jit.compiled_code("nope", false, &sink).unwrap_err().ename, "NameError");
+    assert!(jit.jit_report("x").unwrap_err().evalue.contains("is a variable"));
+    // The fake compiler keeps no listing: a clear error, not a panic.
+    let missing = jit.compiled_code("p", false, &sink).unwrap_err();
+    assert!(missing.evalue.contains("not in the cache"), "{}", missing.evalue);
+    let Ok(Found::Jit(report)) = jit.jit_report("p") else { panic!() };
+    assert_eq!((report.what.as_str(), report.parallel, report.from_cache), ("#[jit(parallel)]", true, false));
+    let lines: Vec<(usize, bool, &str)> = report.sites.iter().map(|s| (s.line, s.parallel, s.code.as_str())).collect();
+    assert_eq!(lines, [(4, true, "for i in prange(0..3)"), (7, false, "a * t")]);
+    assert!(report.sites[1].what.contains("not recorded"), "no build record: no verdict");
+    // A plain definition replaces a jit one of the same name.
+    cells(&mut jit, &["fn p() {}"]);
+    assert_eq!(jit.jit_report("p"), Ok(Found::Plain));
 }
