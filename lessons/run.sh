@@ -24,6 +24,10 @@ for arg in "$@"; do
   esac
 done
 
+# mold links cells faster, as in the tests: installed when root on Debian, else a note.
+source tests/debian.sh
+debian_packages mold
+
 printf '\n== %s\n' "building the kernel (release; the first build takes 5-10 minutes)"
 cargo build --release --locked
 

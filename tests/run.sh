@@ -13,23 +13,11 @@ root=$PWD
 
 step() { printf '\n== %s\n' "$*"; }
 
-# Debian packages: mold (a fast linker for cells) and Chromium (Playwright drives it in the
-# JupyterLab test; Playwright's own browser download is not available in CI).
-missing=()
-command -v mold >/dev/null 2>&1 || missing+=(mold)
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
-# The class test (tests/test_class.py) gives learners a Python outside root's home: the system's.
-/usr/bin/python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
-command -v npm >/dev/null 2>&1 || missing+=(npm)
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    step "installing ${missing[*]} (Debian)"
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null \
-      || echo "could not install ${missing[*]}"
-  else
-    echo "note: ${missing[*]} not found and not root: install them (apt-get install ${missing[*]})"
-  fi
-fi
+# Debian packages: mold (a fast linker for cells), Chromium (Playwright drives it in the JupyterLab
+# test; Playwright's own browser download is not available in CI), python3-venv (the class test,
+# tests/test_class.py, gives learners a Python outside root's home: the system's) and npm.
+source tests/debian.sh
+debian_packages mold chromium python3-venv npm
 
 # .venv from the pinned requirements, NVRTC on LD_LIBRARY_PATH.
 source tests/venv.sh

@@ -24,6 +24,10 @@ Usage:
   %env var val    set value for var
   %env var=val    set value for var
 
+`{expr}` in the value is the value of the Rust expression `expr` in your
+session, as IPython expands `{name}`: `%env RAYON_NUM_THREADS={threads}`
+(`{{` and `}}` are braces).
+
 A value set here takes effect at once in the kernel (later compiles see it,
 e.g. RUSTFLAGS) and in the process that runs your cells (std::env::var in
 the next cell sees it, e.g. RAYON_NUM_THREADS). Nothing is restarted."
@@ -48,12 +52,42 @@ the next cell sees it, e.g. RAYON_NUM_THREADS). Nothing is restarted."
         if name.contains(char::is_whitespace) {
             return Err(MagicError::usage(format!("refusing to set env var with whitespace: '{value}'")));
         }
+        let value = expand(value, ctx)?;
+        let value = value.as_str();
         if name.contains('\0') || value.contains('\0') {
             return Err(MagicError::usage("environment variables cannot contain NUL"));
         }
         ctx.set_env(name, value)?;
         Ok(Some(Value::text(format!("env: {name}={value}"))))
     }
+}
+
+/// IPython's variable expansion in `%env`'s value: `{expr}` becomes the value of the Rust
+/// expression `expr` in the session (its `Display`), `{{` and `}}` are braces.
+fn expand(value: &str, ctx: &mut dyn Context) -> Result<String, MagicError> {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(at) = rest.find(['{', '}']) {
+        out.push_str(&rest[..at]);
+        let (brace, after) = (&rest[at..at + 1], &rest[at + 1..]);
+        if after.starts_with(brace) {
+            out.push_str(brace);
+            rest = &after[1..];
+            continue;
+        }
+        if brace == "}" {
+            return Err(MagicError::usage("%env: a `}` without its `{` (write `}}` for a brace)"));
+        }
+        let end = after.find('}').ok_or_else(|| MagicError::usage("%env: a `{` without its `}` (write `{{` for a brace)"))?;
+        let expr = after[..end].trim();
+        let code = ctx.result_part("text/plain", expr);
+        let shown = ctx.run_rust(&format!("{{ {code} }}"))?;
+        let text = shown.and_then(|b| b.get("text/plain").cloned()).ok_or_else(|| MagicError::new("ValueError", format!("%env: `{expr}` has no value to put in the variable")))?;
+        out.push_str(text.trim_end_matches('\n'));
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 fn text(s: String) -> MimeBundle {
@@ -102,6 +136,20 @@ mod tests {
     use super::*;
 
     use crate::testing::{call, FakeSession as FakeEnv};
+
+    #[test]
+    fn values_expand_rust_expressions() {
+        let answer = MimeBundle::from([("text/plain".to_string(), "4".to_string())]);
+        let mut ctx = FakeEnv { answer: Some(answer), ..Default::default() };
+        assert_eq!(shown(env(&mut ctx, "RAYON_NUM_THREADS={threads}").unwrap()), "env: RAYON_NUM_THREADS=4");
+        assert_eq!(ctx.ran, ["{ report(\"text/plain\", threads); }"]);
+        assert_eq!(shown(env(&mut ctx, "J={{\"a\": {n * 2}}}").unwrap()), "env: J={\"a\": 4}");
+        assert!(env(&mut ctx, "X={oops").unwrap_err().evalue.contains("without its `}`"));
+        assert!(env(&mut ctx, "X=a}b").is_err());
+        assert_eq!(ctx.ran.len(), 2, "plain values run nothing");
+        assert_eq!(shown(env(&mut ctx, "PLAIN=1").unwrap()), "env: PLAIN=1");
+        assert_eq!(ctx.ran.len(), 2);
+    }
 
     fn env(ctx: &mut FakeEnv, args: &str) -> Result<Option<Value>, MagicError> {
         Env.run(&call("env", args, None), ctx)

@@ -17,6 +17,9 @@ pub struct Timeit;
 pub struct Options {
     pub number: u64,
     pub repeat: usize,
+    /// `-n {expr}` / `-r {expr}`: a Rust expression of the session for the loops / runs.
+    pub number_expr: Option<String>,
+    pub repeat_expr: Option<String>,
     pub precision: usize,
     pub quiet: bool,
     pub output: bool,
@@ -32,6 +35,8 @@ pub fn parse_options(args: &str) -> Result<Options, MagicError> {
     let mut options = Options {
         number: 0,
         repeat: 7,
+        number_expr: None,
+        repeat_expr: None,
         precision: 3,
         quiet: false,
         output: false,
@@ -62,6 +67,20 @@ pub fn parse_options(args: &str) -> Result<Options, MagicError> {
                         value = &next[..next_end];
                         after = &next[next_end..];
                     }
+                    if value.starts_with('{') && matches!(flag, 'n' | 'r') {
+                        // `{expr}`, spaces and all: up to its matching brace.
+                        // `value` is a slice of `rest`: where it starts there.
+                        let start = value.as_ptr() as usize - rest.as_ptr() as usize;
+                        let from = &rest[start..];
+                        let close = matching_brace(from).ok_or_else(|| MagicError::usage(format!("option -{flag}: a `{{` without its `}}`")))?;
+                        let expr = from[1..close].trim().to_string();
+                        if expr.is_empty() {
+                            return Err(MagicError::usage(format!("option -{flag} requires argument")));
+                        }
+                        if flag == 'n' { options.number_expr = Some(expr) } else { options.repeat_expr = Some(expr) }
+                        after = &from[close + 1..];
+                        break;
+                    }
                     set_value(&mut options, flag, value)?;
                     break;
                 }
@@ -72,6 +91,24 @@ pub fn parse_options(args: &str) -> Result<Options, MagicError> {
     }
     options.statement = rest.to_string();
     Ok(options)
+}
+
+/// Where the `}` that closes the `{` at the start of `text` is.
+fn matching_brace(text: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, c) in text.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 fn set_value(options: &mut Options, flag: char, value: &str) -> Result<(), MagicError> {
@@ -123,7 +160,8 @@ not timed) and the body is timed.
 
 Options:
   -n<N>  loops per run; by default 1, 10, 100, ... until a run takes 0.2 s
-  -r<R>  number of runs (default 7)
+         (`-n {expr}`: the value of a Rust expression, e.g. `-n {loops / 10}`)
+  -r<R>  number of runs (default 7; `-r {expr}` too)
   -p<P>  significant digits in the result (default 3)
   -q     quiet: print nothing
   -a     also count heap allocations: one more run of the same loops,
@@ -211,13 +249,13 @@ const COUNT_OFF: &str = "if __rjk_counting.get() { if let Some((_, e)) = __rjk_a
 /// The statement sits directly in the timed loop (no closure call).
 pub fn harness(setup: &str, statement: &str, options: &Options, line: usize, cell_mode: bool) -> String {
     let counter = if options.allocations { COUNTER } else { "" };
+    let number = options.number_expr.as_ref().map_or(options.number.to_string(), |e| format!("({e}) as u64"));
+    let repeat = options.repeat_expr.as_ref().map_or(options.repeat.to_string(), |e| format!("({e}) as usize"));
     let head = format!(
         "{{ let __rjk_number: u64 = {number}; let __rjk_repeat: usize = {repeat}; \
          let __rjk_flag = ::std::env::var_os({flag:?}).map(::std::path::PathBuf::from); \
          let __rjk_stop = || __rjk_flag.as_ref().is_some_and(|f| f.exists()); {counter}\
          let mut __rjk_time = |__rjk_loops: u64| -> ::std::option::Option<f64> {{ ",
-        number = options.number,
-        repeat = options.repeat,
         flag = crate::INTERRUPT_FILE_VAR,
     );
     // Runs `__rjk_loops` loops in chunks of about 50 ms; only the chunks are timed, and the
@@ -391,6 +429,18 @@ mod tests {
         assert_eq!(opts("-x").statement, "-x");
         assert_eq!(parse_options("-qx f()").unwrap_err().evalue, "option -x not recognized");
         assert_eq!(opts("-1 + 2").statement, "-1 + 2");
+    }
+
+    #[test]
+    fn loop_counts_from_rust_expressions() {
+        let o = opts("-o -n {loops / 40} -r{runs} f(&a)");
+        assert_eq!((o.number_expr.as_deref(), o.repeat_expr.as_deref(), o.output), (Some("loops / 40"), Some("runs"), true));
+        assert_eq!(o.statement, "f(&a)");
+        let code = harness("", &o.statement, &o, 1, false);
+        assert!(code.contains("let __rjk_number: u64 = (loops / 40) as u64; let __rjk_repeat: usize = (runs) as usize;"), "{code}");
+        assert_eq!(opts("-n {v[{0}]} x").number_expr.as_deref(), Some("v[{0}]"));
+        assert!(parse_options("-n {loops f()").unwrap_err().evalue.contains("without its"));
+        assert!(parse_options("-n {} f()").is_err());
     }
 
     #[test]
