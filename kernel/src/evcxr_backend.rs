@@ -310,7 +310,8 @@ impl Backend for EvcxrBackend {
 
     fn result_part(&self, mime: &str, text: &str) -> String {
         // evcxr collects what a cell prints between these markers into its result's MIME types.
-        format!("println!(\"EVCXR_BEGIN_CONTENT {mime}\\n{{}}\\nEVCXR_END_CONTENT\", {text});")
+        use crate::user_process::display::{BEGIN_CONTENT, END_CONTENT};
+        format!("println!(\"{BEGIN_CONTENT} {mime}\\n{{}}\\n{END_CONTENT}\", {text});")
     }
 
     fn items(&self) -> Vec<String> {

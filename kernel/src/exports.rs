@@ -8,6 +8,8 @@ use crate::user_process::*;
 #[allow(unused_imports)]
 use crate::user_process::allocations::*;
 #[allow(unused_imports)]
+use crate::user_process::display::*;
+#[allow(unused_imports)]
 use crate::user_process::snapshot::*;
 #[allow(unused_imports)]
 use crate::user_process::stdin::*;
@@ -39,6 +41,7 @@ mod tests {
         let runtime = [
             include_str!("../../jit/runtime/src/cuda.rs"),
             include_str!("../../jit/runtime/src/input.rs"),
+            include_str!("../../jit/runtime/src/display.rs"),
         ]
         .concat();
         let cells = include_str!("evcxr_backend/prelude.rs");

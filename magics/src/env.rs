@@ -62,6 +62,9 @@ the next cell sees it, e.g. RAYON_NUM_THREADS). Nothing is restarted."
     }
 }
 
+/// The MIME type an expanded `{expr}`'s value comes back under.
+const VALUE_MIME: &str = "application/x-rjk-env-value";
+
 /// IPython's variable expansion in `%env`'s value: `{expr}` becomes the value of the Rust
 /// expression `expr` in the session (its `Display`), `{{` and `}}` are braces.
 fn expand(value: &str, ctx: &mut dyn Context) -> Result<String, MagicError> {
@@ -80,9 +83,10 @@ fn expand(value: &str, ctx: &mut dyn Context) -> Result<String, MagicError> {
         }
         let end = after.find('}').ok_or_else(|| MagicError::usage("%env: a `{` without its `}` (write `{{` for a brace)"))?;
         let expr = after[..end].trim();
-        let code = ctx.result_part("text/plain", expr);
-        let shown = ctx.run_rust(&format!("{{ {code} }}"))?;
-        let text = shown.and_then(|b| b.get("text/plain").cloned()).ok_or_else(|| MagicError::new("ValueError", format!("%env: `{expr}` has no value to put in the variable")))?;
+        // The value comes back under a MIME type of its own, beside the block's `()`.
+        let code = ctx.result_part(VALUE_MIME, expr);
+        let shown = ctx.run_rust(&format!("{{ {code} }}\n()"))?;
+        let text = shown.and_then(|b| b.get(VALUE_MIME).cloned()).ok_or_else(|| MagicError::new("ValueError", format!("%env: `{expr}` has no value to put in the variable")))?;
         out.push_str(text.trim_end_matches('\n'));
         rest = &after[end + 1..];
     }
@@ -139,10 +143,10 @@ mod tests {
 
     #[test]
     fn values_expand_rust_expressions() {
-        let answer = MimeBundle::from([("text/plain".to_string(), "4".to_string())]);
+        let answer = MimeBundle::from([(VALUE_MIME.to_string(), "4".to_string()), ("text/plain".to_string(), "()".to_string())]);
         let mut ctx = FakeEnv { answer: Some(answer), ..Default::default() };
         assert_eq!(shown(env(&mut ctx, "RAYON_NUM_THREADS={threads}").unwrap()), "env: RAYON_NUM_THREADS=4");
-        assert_eq!(ctx.ran, ["{ report(\"text/plain\", threads); }"]);
+        assert_eq!(ctx.ran, [format!("{{ report({VALUE_MIME:?}, threads); }}\n()")]);
         assert_eq!(shown(env(&mut ctx, "J={{\"a\": {n * 2}}}").unwrap()), "env: J={\"a\": 4}");
         assert!(env(&mut ctx, "X={oops").unwrap_err().evalue.contains("without its `}`"));
         assert!(env(&mut ctx, "X=a}b").is_err());

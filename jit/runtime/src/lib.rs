@@ -6,7 +6,9 @@
 //! - [`ops`]: the operators of `#[jit(parallel)]` functions (arrays in parallel, everything
 //!   else as plain Rust);
 //! - [`ufunc`]: `#[vectorize]` on the CPU; [`cuda`]: on the GPU (device arrays, launches
-//!   through the kernel's CUDA context).
+//!   through the kernel's CUDA context);
+//! - [`chart`]: charts that show themselves as SVG (plotters inside); [`sweep`]: functions timed
+//!   over sizes, charted; [`display`]: rich output through the kernel.
 //!
 //! **One copy per user process.** The crate is a Rust `dylib`: every cell (evcxr links each
 //! as a shared object of its own) and every `#[jit]` library links the same `libjit.so`, so
@@ -16,18 +18,23 @@
 pub use ndarray;
 pub use rayon;
 
+pub mod chart;
 pub mod cuda;
+pub mod display;
 pub mod input;
 pub mod ops;
 pub mod par;
 mod pool;
+pub mod sweep;
 pub mod ufunc;
 
 pub use pool::session as session_pool;
 
 /// What every cell and every `#[jit]` function has in scope.
 pub mod prelude {
+    pub use crate::chart::Chart;
     pub use crate::cuda::{self, to_device, DeviceArray};
+    pub use crate::sweep::sweep;
     pub use crate::{num_threads, prange};
     pub use ndarray::prelude::*;
 }

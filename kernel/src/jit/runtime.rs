@@ -6,14 +6,17 @@ use std::path::PathBuf;
 use crate::cache::{self, Caches};
 
 /// The runtime's sources, written to the cache for evcxr's cargo to build as a path dependency.
-const RUNTIME_FILES: [(&str, &str); 8] = [
+const RUNTIME_FILES: [(&str, &str); 11] = [
     ("Cargo.toml", include_str!("../../../jit/runtime/Cargo.toml")),
+    ("src/chart.rs", include_str!("../../../jit/runtime/src/chart.rs")),
     ("src/cuda.rs", include_str!("../../../jit/runtime/src/cuda.rs")),
+    ("src/display.rs", include_str!("../../../jit/runtime/src/display.rs")),
     ("src/input.rs", include_str!("../../../jit/runtime/src/input.rs")),
     ("src/lib.rs", include_str!("../../../jit/runtime/src/lib.rs")),
     ("src/ops.rs", include_str!("../../../jit/runtime/src/ops.rs")),
     ("src/par.rs", include_str!("../../../jit/runtime/src/par.rs")),
     ("src/pool.rs", include_str!("../../../jit/runtime/src/pool.rs")),
+    ("src/sweep.rs", include_str!("../../../jit/runtime/src/sweep.rs")),
     ("src/ufunc.rs", include_str!("../../../jit/runtime/src/ufunc.rs")),
 ];
 
@@ -46,7 +49,7 @@ const RUNTIME_NAMES: &[&str] = &[
     "ArrayViewMut5", "ArrayViewMut6", "ArrayViewMutD", "Ix0", "Ix1", "Ix2", "Ix3", "Ix4", "Ix5", "Ix6", "IxDyn",
     "arr0", "arr1", "arr2", "aview0", "aview1", "aview2", "aview_mut1", "array", "azip", "s", "ShapeBuilder",
     "NewAxis", "AsArray", "NdFloat", "prange", "num_threads", "ndarray", "rayon", "jit", "cuda", "to_device",
-    "DeviceArray",
+    "DeviceArray", "Chart", "sweep",
 ];
 
 /// Whether `code` names something from the runtime's prelude (words in strings and comments
@@ -92,6 +95,12 @@ mod tests {
             }
         }
         assert!(seen > 50, "read {seen} names only");
+    }
+
+    #[test]
+    fn the_runtime_names_the_interrupt_flag_as_the_magics_do() {
+        let sweep = include_str!("../../../jit/runtime/src/sweep.rs");
+        assert!(sweep.contains(&format!("pub const INTERRUPT_FILE_VAR: &str = \"{}\";", magics::INTERRUPT_FILE_VAR)));
     }
 
     #[test]

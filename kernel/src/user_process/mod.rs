@@ -13,6 +13,7 @@
 //!   stdin reads (fd 0) become input requests that evcxr forwards to the kernel.
 
 pub mod allocations;
+pub mod display;
 pub mod snapshot;
 pub mod stdin;
 
