@@ -47,7 +47,7 @@ TIMEIT_LINE = "per loop (mean ± std. dev. of 7 runs"
 
 SERVER_START_TIMEOUT = 90  # s, until /api/status answers
 KERNEL_START_TIMEOUT = 180  # s, until the kernel is idle (it builds its session crate if needed)
-RUN_TIMEOUT = 300  # s, for the first cells: `:dep plotters` and the jit compile with a cold cache
+RUN_TIMEOUT = 300  # s, for the first cells: the jit compile with a cold cache
 
 
 
