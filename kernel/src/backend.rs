@@ -125,6 +125,11 @@ pub trait Backend {
     /// restarted user process) and in the running user process, without a restart.
     fn set_env(&mut self, name: &str, value: &str) -> Result<(), CellError>;
 
+    /// The one-time work a first cell would otherwise wait for, done while the kernel is idle after
+    /// start (the dispatch core calls it once, when no request is waiting). It shows nothing, and a
+    /// failure only leaves the work to the first cell that needs it.
+    fn warm_up(&mut self) {}
+
     /// The compiled code of the session's function `name` (`%jit_asm`, `%jit_llvm`); `naive`:
     /// compiled as plain cells are, for comparison (which may compile, reporting to `sink`).
     fn compiled_code(&mut self, name: &str, naive: bool, sink: OutputSink<'_>) -> Result<magics::Found<magics::CompiledCode>, CellError> {

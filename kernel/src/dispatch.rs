@@ -161,10 +161,13 @@ impl<B: Backend> Shell<B> {
         self
     }
 
-    /// Serves requests until the channel closes or a shutdown is requested.
+    /// Serves requests until the channel closes or a shutdown is requested. At the first moment
+    /// no request is waiting, the backend does its one-time work ([`Backend::warm_up`]): a request
+    /// that arrives meanwhile waits only for what is left of it.
     pub fn run(mut self, requests: Receiver<JupyterMessage>) -> Flow {
         self.requests = Some(requests);
-        while let Some(Ok(message)) = self.requests.as_ref().map(Receiver::recv) {
+        let mut warm_up = true;
+        while let Some(message) = self.next_request(&mut warm_up) {
             if let flow @ Flow::Shutdown { .. } = self.handle(&message) {
                 return flow;
             }
@@ -184,6 +187,19 @@ impl<B: Backend> Shell<B> {
             }
         }
         Flow::Shutdown { restart: false }
+    }
+
+    /// The next request, waiting for it; first, if none is waiting and `warm_up` is still due,
+    /// the backend's warm-up.
+    fn next_request(&mut self, warm_up: &mut bool) -> Option<JupyterMessage> {
+        let waiting = self.requests.as_ref()?.try_recv();
+        match waiting {
+            Ok(message) => return Some(message),
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => return None,
+            Err(std::sync::mpsc::TryRecvError::Empty) if std::mem::take(warm_up) => self.backend.warm_up(),
+            Err(std::sync::mpsc::TryRecvError::Empty) => {}
+        }
+        self.requests.as_ref()?.recv().ok()
     }
 
     /// Handles one shell request, with busy/idle around it.

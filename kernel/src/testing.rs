@@ -23,6 +23,8 @@ pub struct Fake {
     pub items: Vec<String>,
     /// `interruptible` reports an interrupt.
     pub interrupt_compiles: bool,
+    /// Every cell fails to compile.
+    pub fail_all: bool,
 }
 
 impl Fake {
@@ -34,6 +36,9 @@ impl Fake {
 impl Backend for Fake {
     fn execute_with(&mut self, front: &Front<'_>, code: &str, sink: OutputSink<'_>) -> Result<Option<MimeBundle>, RunError> {
         self.calls.lock().unwrap().push(Call { front: front.items.to_string(), dependency: front.dependency.is_some(), code: code.to_string() });
+        if self.fail_all {
+            return Err(RunError::Cell(CellError::new("CompilationError", "nothing compiles here")));
+        }
         if front.items.contains("BROKEN") {
             return Err(RunError::Front(CellError::new("CompilationError", "cannot find type `Broken`")));
         }
@@ -51,6 +56,10 @@ impl Backend for Fake {
             "bug" => panic!("engine bug"),
             _ => Ok(Some(MimeBundle::from([("text/plain".into(), code.to_string())]))),
         }
+    }
+    /// Recorded as a call of code `<warm-up>`.
+    fn warm_up(&mut self) {
+        self.calls.lock().unwrap().push(Call { front: String::new(), dependency: false, code: "<warm-up>".to_string() });
     }
     fn complete(&mut self, code: &str, cursor: usize) -> Completions {
         assert!(code.is_char_boundary(cursor));

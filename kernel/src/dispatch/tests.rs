@@ -334,3 +334,29 @@ fn an_unknown_magic_is_a_usage_error_and_runs_nothing_after_it() {
     assert_eq!(s[3].2["ename"], json!("UsageError"));
     assert!(s[3].2["evalue"].as_str().unwrap().contains("%nope"));
 }
+
+#[test]
+fn the_backend_warms_up_once_at_the_first_idle_moment() {
+    // Nothing waiting at start: the warm-up first, then the request that came meanwhile.
+    let (shell, _out, calls) = shell();
+    let (tx, rx) = mpsc::channel();
+    let sender = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        tx.send(execute("1")).unwrap();
+        tx.send(execute("2")).unwrap();
+    });
+    shell.run(rx);
+    sender.join().unwrap();
+    assert_eq!(codes(&calls), ["<warm-up>", "1", "2"]);
+    // A request already waiting goes first; the warm-up when none is.
+    let (shell, _out, calls) = self::shell();
+    let (tx, rx) = mpsc::channel();
+    tx.send(execute("first")).unwrap();
+    let sender = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        drop(tx);
+    });
+    shell.run(rx);
+    sender.join().unwrap();
+    assert_eq!(codes(&calls), ["first", "<warm-up>"]);
+}

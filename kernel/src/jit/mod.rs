@@ -196,6 +196,24 @@ impl<B: Backend, C: Compile> Backend for JitBackend<B, C> {
         self.inner.interruptible(work)
     }
 
+    /// The runtime joins the session (cargo builds the session crate with it, and the session's
+    /// prelude compiles) and rust-analyzer makes its first inference of a variable's type: what the
+    /// first cell that names an array, and the first `let`, would wait for.
+    fn warm_up(&mut self) {
+        if self.runtime_joined {
+            return;
+        }
+        let started = std::time::Instant::now();
+        let front = Front { items: RUNTIME_PRELUDE, dependency: Some(&self.runtime) };
+        match self.inner.execute_with(&front, WARM_UP, &crate::backend::discard) {
+            Ok(_) => {
+                self.runtime_joined = true;
+                tracing::info!(ms = started.elapsed().as_millis() as u64, "warmed up");
+            }
+            Err(error) => tracing::info!(?error, "warm-up failed; the first cell does its work"),
+        }
+    }
+
     fn compiled_code(&mut self, name: &str, naive: bool, sink: OutputSink<'_>) -> Result<Found<CompiledCode>, CellError> {
         if let (Some(function), Some(compiled), false) = (self.functions.get(name), self.compiled.get(name), naive) {
             return inspect::code(function, &compiled.krate, &compiled.library, false).map(Found::Jit);
@@ -250,6 +268,10 @@ impl<B: Backend, C: Compile> JitBackend<B, C> {
         CellError::new("NameError", format!("no function `{name}` in this session: define it in a cell first (with #[jit] for optimised code)"))
     }
 }
+
+/// The warm-up cell: a `let` of an (empty) array, whose type rust-analyzer infers, under a name nobody
+/// uses: the first inference, and the first of ndarray's types, are done.
+pub const WARM_UP: &str = "let __rjk_warm_up: Array1<f64> = Array1::zeros(0);";
 
 /// The jit functions `function` calls, directly or through others (as `defined` finds them),
 /// each once, by name.

@@ -241,3 +241,19 @@ fn jit_magics_find_jit_plain_and_unknown_functions() {
     cells(&mut jit, &["fn p() {}"]);
     assert_eq!(jit.jit_report("p"), Ok(Found::Plain));
 }
+
+#[test]
+fn the_warm_up_joins_the_runtime_once_and_later_cells_do_not() {
+    let mut jit = layer(Fake::default());
+    jit.warm_up();
+    jit.warm_up();
+    cells(&mut jit, &["Array2::<f64>::zeros((2, 2))"]);
+    let calls = calls(&jit);
+    assert_eq!(calls.len(), 2, "one warm-up, one cell");
+    assert_eq!((calls[0].code.as_str(), calls[0].front.as_str(), calls[0].dependency), (WARM_UP, RUNTIME_PRELUDE, true));
+    assert_eq!((calls[1].front.as_str(), calls[1].dependency), ("", false), "the runtime is there already");
+    // A failed warm-up leaves the work to the first cell.
+    let mut failing = layer(Fake { fail_all: true, ..Fake::default() });
+    failing.warm_up();
+    assert!(!failing.runtime_joined);
+}
