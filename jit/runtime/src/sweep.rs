@@ -1,6 +1,7 @@
 //! [`sweep`]: the lesson's question, "from which size on is the parallel version faster?", in one
-//! expression. It times each function at each size the way `%timeit` does (loops grow by powers of ten
-//! until a run takes long enough, then several runs, the mean per loop), stops when the kernel's
+//! expression. It times each function at each size the way `%timeit` does (loops grow until a run takes
+//! long enough, then several runs, the mean per loop; loops grow 1, 2, 5, 10, ... as Python's
+//! `timeit.Timer.autorange` does, so a run is at most 2.5x its time), stops when the kernel's
 //! interrupt flag appears, and as a cell's value shows the chart, a table of the times, and the
 //! crossover.
 
@@ -58,9 +59,13 @@ fn time_one(f: &dyn Fn(), runs: usize, run_seconds: f64) -> Option<Timing> {
         }
         Some(start.elapsed().as_secs_f64())
     };
+    // Python's `timeit` autorange (1, 2, 5, 10, 20, 50, ...): a run overshoots its time by at most
+    // 2.5x (%timeit's powers of ten, by up to 10x).
     let mut loops = 1u64;
+    let mut step = 0;
     while run(loops)? < run_seconds && loops < 1_000_000_000 {
-        loops *= 10;
+        loops = [2, 5, 10][step % 3] * 10u64.pow((step / 3) as u32);
+        step += 1;
     }
     let per_loop: Vec<f64> = (0..runs.max(1)).map(|_| run(loops).map(|t| t / loops as f64)).collect::<Option<_>>()?;
     let mean = per_loop.iter().sum::<f64>() / per_loop.len() as f64;
