@@ -126,9 +126,12 @@ pub trait Backend {
     fn set_env(&mut self, name: &str, value: &str) -> Result<(), CellError>;
 
     /// The one-time work a first cell would otherwise wait for, done while the kernel is idle after
-    /// start (the dispatch core calls it once, when no request is waiting). It shows nothing, and a
-    /// failure only leaves the work to the first cell that needs it.
-    fn warm_up(&mut self) {}
+    /// start (the dispatch core calls it once, when no request is waiting and no cell has run). It
+    /// shows nothing, and a failure only leaves the work to the first cell that needs it. Returns
+    /// whether an interrupt stopped it.
+    fn warm_up(&mut self) -> bool {
+        false
+    }
 
     /// The compiled code of the session's function `name` (`%jit_asm`, `%jit_llvm`); `naive`:
     /// compiled as plain cells are, for comparison (which may compile, reporting to `sink`).

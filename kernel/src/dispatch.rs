@@ -139,6 +139,10 @@ pub struct Shell<B: Backend> {
     queued_behind_failure: Vec<JupyterMessage>,
     /// The stdin channel the backend's cells read from: told which request runs.
     input: Option<Arc<crate::input::Input>>,
+    /// The backend's warm-up has not run, and no cell has (see [`Shell::next_request`]).
+    warm_up_due: bool,
+    /// An interrupt stopped the warm-up while an execute waited: it was meant for that cell.
+    interrupt_next: bool,
 }
 
 impl<B: Backend> Shell<B> {
@@ -152,6 +156,8 @@ impl<B: Backend> Shell<B> {
             requests: None,
             queued_behind_failure: Vec::new(),
             input: None,
+            warm_up_due: true,
+            interrupt_next: false,
         }
     }
 
@@ -162,12 +168,11 @@ impl<B: Backend> Shell<B> {
     }
 
     /// Serves requests until the channel closes or a shutdown is requested. At the first moment
-    /// no request is waiting, the backend does its one-time work ([`Backend::warm_up`]): a request
-    /// that arrives meanwhile waits only for what is left of it.
+    /// no request is waiting, before any cell has run, the backend does its one-time work
+    /// ([`Backend::warm_up`]): a request that arrives meanwhile waits only for what is left of it.
     pub fn run(mut self, requests: Receiver<JupyterMessage>) -> Flow {
         self.requests = Some(requests);
-        let mut warm_up = true;
-        while let Some(message) = self.next_request(&mut warm_up) {
+        while let Some(message) = self.next_request() {
             if let flow @ Flow::Shutdown { .. } = self.handle(&message) {
                 return flow;
             }
@@ -189,15 +194,23 @@ impl<B: Backend> Shell<B> {
         Flow::Shutdown { restart: false }
     }
 
-    /// The next request, waiting for it; first, if none is waiting and `warm_up` is still due,
-    /// the backend's warm-up.
-    fn next_request(&mut self, warm_up: &mut bool) -> Option<JupyterMessage> {
-        let waiting = self.requests.as_ref()?.try_recv();
-        match waiting {
+    /// The next request, waiting for it; first, if none is waiting and the warm-up is still due,
+    /// the backend's warm-up. An interrupt that stopped the warm-up was meant for the cell sent
+    /// meanwhile: that cell ends as interrupted, without running.
+    fn next_request(&mut self) -> Option<JupyterMessage> {
+        use std::sync::mpsc::TryRecvError;
+        match self.requests.as_ref()?.try_recv() {
             Ok(message) => return Some(message),
-            Err(std::sync::mpsc::TryRecvError::Disconnected) => return None,
-            Err(std::sync::mpsc::TryRecvError::Empty) if std::mem::take(warm_up) => self.backend.warm_up(),
-            Err(std::sync::mpsc::TryRecvError::Empty) => {}
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) if std::mem::take(&mut self.warm_up_due) => {
+                if self.backend.warm_up() {
+                    if let Ok(message) = self.requests.as_ref()?.try_recv() {
+                        self.interrupt_next = matches!(message.content, JupyterMessageContent::ExecuteRequest(_));
+                        return Some(message);
+                    }
+                }
+            }
+            Err(TryRecvError::Empty) => {}
         }
         self.requests.as_ref()?.recv().ok()
     }
@@ -244,6 +257,8 @@ impl<B: Backend> Shell<B> {
     }
 
     fn execute(&mut self, parent: &JupyterMessage, request: &ExecuteRequest) {
+        // A cell does the warm-up's work itself if it comes first.
+        self.warm_up_due = false;
         let silent = request.silent;
         let store = request.store_history && !silent;
         if store {
@@ -267,6 +282,10 @@ impl<B: Backend> Shell<B> {
             }
         };
         let (result, payload) = match help_request(&request.code) {
+            _ if std::mem::take(&mut self.interrupt_next) => {
+                let evalue = "the cell was stopped before it ran (the kernel was still getting ready). Nothing was lost: all variables are kept.";
+                (Err(CellError::new("Interrupted", evalue)), Vec::new())
+            }
             Some(name) => self.help(name),
             None => {
                 let backend = &mut self.backend;

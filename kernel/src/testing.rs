@@ -25,6 +25,8 @@ pub struct Fake {
     pub interrupt_compiles: bool,
     /// Every cell fails to compile.
     pub fail_all: bool,
+    /// `warm_up` takes 100 ms and reports an interrupt.
+    pub interrupt_warm_up: bool,
 }
 
 impl Fake {
@@ -58,8 +60,13 @@ impl Backend for Fake {
         }
     }
     /// Recorded as a call of code `<warm-up>`.
-    fn warm_up(&mut self) {
+    fn warm_up(&mut self) -> bool {
         self.calls.lock().unwrap().push(Call { front: String::new(), dependency: false, code: "<warm-up>".to_string() });
+        if self.interrupt_warm_up {
+            // Long enough for a test to send a cell meanwhile.
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        self.interrupt_warm_up
     }
     fn complete(&mut self, code: &str, cursor: usize) -> Completions {
         assert!(code.is_char_boundary(cursor));

@@ -335,28 +335,63 @@ fn an_unknown_magic_is_a_usage_error_and_runs_nothing_after_it() {
     assert!(s[3].2["evalue"].as_str().unwrap().contains("%nope"));
 }
 
-#[test]
-fn the_backend_warms_up_once_at_the_first_idle_moment() {
-    // Nothing waiting at start: the warm-up first, then the request that came meanwhile.
-    let (shell, _out, calls) = shell();
+/// Runs `requests` through `shell`, the first sent `delay` after the start (so the shell finds none
+/// waiting), the channel open until all are handled.
+fn run_later(shell: Shell<Fake>, requests: Vec<JupyterMessage>, delay_ms: u64) {
     let (tx, rx) = mpsc::channel();
     let sender = std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        tx.send(execute("1")).unwrap();
-        tx.send(execute("2")).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        for r in requests {
+            tx.send(r).unwrap();
+        }
     });
     shell.run(rx);
     sender.join().unwrap();
+}
+
+#[test]
+fn the_backend_warms_up_once_at_the_first_idle_moment() {
+    // Nothing waiting at start: the warm-up first, then the requests that came meanwhile.
+    let (shell, _out, calls) = shell();
+    run_later(shell, vec![execute("1"), execute("2")], 50);
     assert_eq!(codes(&calls), ["<warm-up>", "1", "2"]);
-    // A request already waiting goes first; the warm-up when none is.
+    // A cell that comes first does the work itself: no warm-up after it.
     let (shell, _out, calls) = self::shell();
     let (tx, rx) = mpsc::channel();
     tx.send(execute("first")).unwrap();
     let sender = std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_millis(100));
-        drop(tx);
+        tx.send(execute("second")).unwrap();
     });
     shell.run(rx);
     sender.join().unwrap();
-    assert_eq!(codes(&calls), ["first", "<warm-up>"]);
+    assert_eq!(codes(&calls), ["first", "second"]);
+}
+
+#[test]
+fn an_interrupt_that_stops_the_warm_up_stops_the_cell_that_waited_for_it() {
+    let recorder = Arc::new(Recorder::default());
+    // The fake's warm-up takes 100 ms and reports an interrupt; the first cell is sent during it.
+    let fake = Fake { interrupt_warm_up: true, ..Fake::default() };
+    let calls = fake.calls.clone();
+    let shell = Shell::new(fake, recorder.clone());
+    let (tx, rx) = mpsc::channel();
+    let waiting = execute("waiting");
+    let (w, n) = (waiting.clone(), execute("next"));
+    let sender = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        tx.send(w).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        tx.send(n).unwrap();
+    });
+    shell.run(rx);
+    sender.join().unwrap();
+    assert_eq!(codes(&calls), ["<warm-up>", "next"], "the waiting cell did not run; the next one did");
+    let all = recorder.take();
+    let reply = all
+        .iter()
+        .find(|(c, m)| matches!(c, Channel::Shell) && m.parent_header.as_ref().is_some_and(|p| p.msg_id == waiting.header.msg_id))
+        .map(|(_, m)| serde_json::to_value(&m.content).unwrap())
+        .expect("the waiting cell's reply");
+    assert_eq!((reply["status"].as_str(), reply["ename"].as_str()), (Some("error"), Some("Interrupted")), "{reply}");
 }

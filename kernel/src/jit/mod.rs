@@ -199,9 +199,9 @@ impl<B: Backend, C: Compile> Backend for JitBackend<B, C> {
     /// The runtime joins the session (cargo builds the session crate with it, and the session's
     /// prelude compiles) and rust-analyzer makes its first inference of a variable's type: what the
     /// first cell that names an array, and the first `let`, would wait for.
-    fn warm_up(&mut self) {
+    fn warm_up(&mut self) -> bool {
         if self.runtime_joined {
-            return;
+            return false;
         }
         let started = std::time::Instant::now();
         let front = Front { items: RUNTIME_PRELUDE, dependency: Some(&self.runtime) };
@@ -209,8 +209,12 @@ impl<B: Backend, C: Compile> Backend for JitBackend<B, C> {
             Ok(_) => {
                 self.runtime_joined = true;
                 tracing::info!(ms = started.elapsed().as_millis() as u64, "warmed up");
+                false
             }
-            Err(error) => tracing::info!(?error, "warm-up failed; the first cell does its work"),
+            Err(error) => {
+                tracing::info!(?error, "warm-up failed; the first cell does its work");
+                error.into_cell_error().ename == "Interrupted"
+            }
         }
     }
 
