@@ -72,16 +72,20 @@ def test_nbclient_executes_the_lesson():
 QUICK = {"n": 50, "n_big": 200, "threads": 2, "loops": 2000, "plot_sizes": [25, 50, 100, 200]}
 
 
+def quick_args() -> list[str]:
+    """QUICK as papermill's options: `-y` takes YAML (the list), `-p` a name and a value."""
+    args = []
+    for name, value in QUICK.items():
+        args += ["-y", f"{name}: {value}"] if isinstance(value, list) else ["-p", name, str(value)]
+    return args
+
+
 def test_papermill_runs_the_lesson_with_parameters(tmp_path: Path):
     """papermill with the Rust translator (python/papermill-rust-jit, installed into the venv by
     tests/venv.sh): its injected cell is Rust, and the lesson runs at the sizes given."""
     out = tmp_path / "quick.ipynb"
-    # `-y` takes YAML (the list); `-p` a name and a value.
-    args = []
-    for name, value in QUICK.items():
-        args += ["-y", f"{name}: {value}"] if isinstance(value, list) else ["-p", name, str(value)]
     papermill = Path(sys.executable).parent / "papermill"
-    subprocess.run([str(papermill), str(LESSON), str(out), "--cwd", str(LESSON.parent), *args], check=True, capture_output=True, text=True)
+    subprocess.run([str(papermill), str(LESSON), str(out), "--cwd", str(LESSON.parent), *quick_args()], check=True, capture_output=True, text=True)
     nb = nbformat.read(out, as_version=4)
     [injected] = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     lines = injected.source.splitlines()
@@ -103,12 +107,9 @@ def test_papermill_runs_the_lesson_with_parameters(tmp_path: Path):
 def test_nbmake_runs_the_lesson(tmp_path: Path):
     """`pytest --nbmake`, as a CI job runs notebooks: the quick copy papermill made of the lesson."""
     quick = tmp_path / "quick.ipynb"
-    args = []
-    for name, value in QUICK.items():
-        args += ["-y", f"{name}: {value}"] if isinstance(value, list) else ["-p", name, str(value)]
     bin_dir = Path(sys.executable).parent
     # Not executed by papermill here (`--prepare-only`): nbmake runs it.
-    subprocess.run([str(bin_dir / "papermill"), str(LESSON), str(quick), "--prepare-only", *args], check=True, capture_output=True)
+    subprocess.run([str(bin_dir / "papermill"), str(LESSON), str(quick), "--prepare-only", *quick_args()], check=True, capture_output=True)
     (tmp_path / "conftest.py").write_text("")
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbmake", "--nbmake-timeout=600", str(quick)],
                          cwd=tmp_path, capture_output=True, text=True)

@@ -187,7 +187,8 @@ pub fn asm(code: &CompiledCode) -> Result<Listing, String> {
     let mut bodies: BTreeMap<String, Body<'_>> = BTreeMap::new();
     let mut files: BTreeMap<String, String> = BTreeMap::new();
     let mut current: Option<String> = None;
-    let functions: Vec<&str> = code.asm.lines().filter_map(|l| l.trim().strip_prefix(".type")).filter(|l| l.contains("@function")).map(|l| l.trim().split(',').next().unwrap_or("").trim()).collect();
+    // Looked up for every label and call of the file: a set.
+    let functions: std::collections::HashSet<&str> = code.asm.lines().filter_map(|l| l.trim().strip_prefix(".type")).filter(|l| l.contains("@function")).map(|l| l.trim().split(',').next().unwrap_or("").trim()).collect();
     for line in code.asm.lines() {
         let trimmed = line.trim();
         if let Some(file) = trimmed.strip_prefix(".file") {

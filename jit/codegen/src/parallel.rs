@@ -40,7 +40,7 @@ pub enum SiteKind {
     Prange { reductions: Vec<(String, char)> },
     /// A `prange` loop inside another one's body: runs serially in each part.
     NestedPrange,
-    /// A `for`, `while` or `loop` outside `prange` bodies: serial.
+    /// A `for` or `while` loop outside `prange` bodies: serial.
     SerialLoop,
     /// `x op= y` outside `prange` bodies: not rewritten (in place, serial).
     InPlace { op: String },
@@ -182,7 +182,7 @@ impl Rewrite<'_> {
         }
         self.edits.push(Edit::replace(call, "__jit_range"));
         let reductions = kinds.iter().map(|(name, kind)| (name.clone(), kind.chars().next().unwrap_or('+'))).collect();
-        self.site_of_head(e, SiteKind::Prange { reductions });
+        self.site_of_head(e, &e.body, SiteKind::Prange { reductions });
         self.in_prange = true;
         self.visit_block(&e.body);
         self.in_prange = false;
@@ -191,9 +191,9 @@ impl Rewrite<'_> {
 
 impl Rewrite<'_> {
     /// A site for a loop, shown as its head (`for i in prange(0..n)`).
-    fn site_of_head(&mut self, e: &syn::ExprForLoop, kind: SiteKind) {
+    fn site_of_head(&mut self, e: &impl Spanned, body: &syn::Block, kind: SiteKind) {
         let start = self.range(e).start;
-        let head_end = self.range(&e.body).start;
+        let head_end = self.range(body).start;
         let site = Site { line: e.span().start().line, code: one_line(&self.lines.text[start..head_end]), kind };
         self.sites.push(((start, 0), site));
     }
@@ -238,12 +238,12 @@ impl<'ast> Visit<'ast> for Rewrite<'_> {
         match prange_argument(&e.expr) {
             Some(range) if !self.in_prange => self.prange_loop(e, range),
             Some(_) => {
-                self.site_of_head(e, SiteKind::NestedPrange);
+                self.site_of_head(e, &e.body, SiteKind::NestedPrange);
                 visit::visit_expr_for_loop(self, e)
             }
             None => {
                 if !self.in_prange {
-                    self.site_of_head(e, SiteKind::SerialLoop);
+                    self.site_of_head(e, &e.body, SiteKind::SerialLoop);
                 }
                 visit::visit_expr_for_loop(self, e)
             }
@@ -252,9 +252,7 @@ impl<'ast> Visit<'ast> for Rewrite<'_> {
 
     fn visit_expr_while(&mut self, e: &'ast syn::ExprWhile) {
         if !self.in_prange {
-            let start = self.range(e).start;
-            let site = Site { line: e.span().start().line, code: one_line(&self.lines.text[start..self.range(&e.body).start]), kind: SiteKind::SerialLoop };
-            self.sites.push(((start, 0), site));
+            self.site_of_head(e, &e.body, SiteKind::SerialLoop);
         }
         visit::visit_expr_while(self, e)
     }

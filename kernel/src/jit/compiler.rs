@@ -152,8 +152,8 @@ pub trait Compile {
     fn compile(&self, function: &JitFn, deps: &[&JitFn], uses: &[String], cell: &str, plain: &dyn Fn(&str) -> bool) -> Result<Compiled, CellError>;
 
     /// Compiles `function` as plain cells are (opt-level 0) for its listing only (or finds it
-    /// in the cache); returns the path whose [`sidecar`]s hold it.
-    fn naive(&self, function: &JitFn, deps: &[&JitFn], uses: &[String], cell: &str) -> Result<PathBuf, CellError>;
+    /// in the cache); its `library` is the path whose [`sidecar`]s hold it (there is no library).
+    fn naive(&self, function: &JitFn, deps: &[&JitFn], uses: &[String], cell: &str) -> Result<Compiled, CellError>;
 }
 
 /// rustc and the cache.
@@ -328,7 +328,7 @@ impl Compile for JitCompiler {
         Ok(compiled)
     }
 
-    fn naive(&self, function: &JitFn, deps: &[&JitFn], uses: &[String], cell: &str) -> Result<PathBuf, CellError> {
+    fn naive(&self, function: &JitFn, deps: &[&JitFn], uses: &[String], cell: &str) -> Result<Compiled, CellError> {
         let (runtime, identity) = self.runtime()?;
         // As written: a parallel function's rewrite is not what a plain cell would compile.
         let written = |f: &JitFn| JitFn { source: f.written.clone(), vectorize: None, ..f.clone() };
@@ -339,11 +339,14 @@ impl Compile for JitCompiler {
         let source = source(&krate);
         // Its record is what says it is complete (there is no library).
         let base = self.caches.find_file(Path::new(NAIVE_DIR).join(format!("lib{krate}.json"))).with_extension("so");
+        let mut compiled = Compiled { name: function.name.clone(), krate: krate.clone(), wrapper: String::new(), seconds: None, library: base.clone(), device: None };
         if !sidecar(&base, "json").exists() {
+            let started = Instant::now();
             self.rustc(&function, &krate, &source, &runtime, &base, true)
                 .map_err(|stderr| super::errors::rustc_error(&stderr, &krate, &function, &source, cell, &|_| false))?;
+            compiled.seconds = Some(started.elapsed().as_secs_f64());
         }
-        Ok(base)
+        Ok(compiled)
     }
 }
 

@@ -233,19 +233,16 @@ impl<B: Backend, C: Compile> Backend for JitBackend<B, C> {
         let deps = dependencies(&function, &|n| self.functions.get(n).or(self.plain.get(n)));
         let uses = self.uses.clone();
         let (compiler, mut built) = (&self.compiler, None);
-        let started = std::time::Instant::now();
         // The function where it was in its cell, for errors against the cell's lines.
         let cell = format!("{}{}{}", "\n".repeat(function.line - 1), " ".repeat(function.column), function.written);
         if self.inner.interruptible(&mut || built = Some(compiler.naive(&function, &deps, &uses, &cell))) {
             return Err(CellError::new("Interrupted", "stopped while the opt-level-0 listing compiled; nothing was lost"));
         }
-        let base = built.expect("the compile ran")?;
-        let krate = base.file_stem().and_then(|s| s.to_str()).and_then(|s| s.strip_prefix("lib")).unwrap_or_default().to_string();
-        if started.elapsed().as_secs_f64() > 0.05 {
-            sink(LiveOutput::Stdout(format!("jit: compiled {name} as plain cells are (opt-level 0) in {:.2} s
-", started.elapsed().as_secs_f64())));
+        let naive = built.expect("the compile ran")?;
+        if let Some(seconds) = naive.seconds {
+            sink(LiveOutput::Stdout(format!("jit: compiled {name} as plain cells are (opt-level 0) in {seconds:.2} s\n")));
         }
-        inspect::code(&function, &krate, &base, true).map(Found::Jit)
+        inspect::code(&function, &naive.krate, &naive.library, true).map(Found::Jit)
     }
 
     fn jit_report(&mut self, name: &str) -> Result<Found<JitReport>, CellError> {

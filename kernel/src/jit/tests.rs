@@ -49,7 +49,7 @@ impl Compile for FakeCompiler {
         Ok(Compiled { name: function.name.clone(), krate, wrapper, seconds: Some(0.5), library: PathBuf::from("/nowhere/lib.so"), device: None })
     }
 
-    fn naive(&self, function: &JitFn, _deps: &[&JitFn], _uses: &[String], _cell: &str) -> Result<PathBuf, CellError> {
+    fn naive(&self, function: &JitFn, _deps: &[&JitFn], _uses: &[String], _cell: &str) -> Result<Compiled, CellError> {
         Err(CellError::new("JitError", format!("naive {}", function.name)))
     }
 }
