@@ -1,51 +1,89 @@
-"""Kernel benchmarks (issue 2): trivial-cell round trip, start to first result, memory.
+"""Kernel benchmarks (issues 2 and 16): start to first result, a trivial cell's round trip in a plain
+session and in an array session (a 100x100 array of f64 held), resident memory; rust-jit beside
+evcxr_jupyter in the same run, their cells alternating so both see the same machine.
 
-Usage: .venv/bin/python bench/kernel_bench.py [KERNEL_NAME ...]
-Kernels are looked up in JUPYTER_PATH; `rust-jit` is installed first from RUST_JIT_KERNEL_BIN
-(default target/release/rust-jit-kernel), in a fresh cache.
-Prints a Markdown table to paste into docs/benchmarks.md.
+Usage: .venv/bin/python bench/kernel_bench.py [--evcxr PATH_TO_evcxr_jupyter] [--cells 20]
+`rust-jit` is installed first from RUST_JIT_KERNEL_BIN (default target/release/rust-jit-kernel), in a
+fresh cache; evcxr_jupyter (`cargo install evcxr_jupyter --version 0.22.0 --locked --root DIR`, then
+`--evcxr DIR/bin/evcxr_jupyter`) gets its kernelspec `rust` in a fresh directory on JUPYTER_PATH, and its
+array session `:dep ndarray` (the runtime's version). The trivial cells differ (`{i} + 1`), so no cache of
+compiled cells could answer them. Prints Markdown tables to paste into docs/benchmarks.md.
 """
 from __future__ import annotations
 
+import argparse
+import os
 import statistics
-import sys
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 from benchlib import fresh_install, kernel, kernel_pid, machine, rss_mib
 
-fresh_install("kernel-bench")
+ARRAY = "let a = Array2::<f64>::zeros((100, 100));"
+# evcxr_jupyter has no ndarray of its own: the version the runtime uses (jit/runtime/Cargo.toml).
+EVCXR_ARRAY = [':dep ndarray = "=0.17.2"', "use ndarray::prelude::*;\n" + ARRAY]
 
 
-def bench(kernel_name: str, rounds: int = 20) -> dict:
-    """Times to the execute_reply (not to idle)."""
-    t0 = time.perf_counter()
-    with kernel(kernel_name) as k:
-        first_result = k.ok("1 + 1").reply_at - t0
-        rss = rss_mib(kernel_pid(k))
-        times = [k.ok("1 + 1").reply_seconds for _ in range(rounds)]
-    return {
-        "kernel": kernel_name,
-        "first": first_result,
-        "median": statistics.median(times),
-        "min": min(times),
-        "max": max(times),
-        "rss": rss,
-    }
+def install_evcxr(binary: Path) -> None:
+    """evcxr_jupyter's kernelspec (`rust`) in a fresh directory, first on JUPYTER_PATH."""
+    where = Path(tempfile.mkdtemp(prefix="rjk-bench-evcxr-"))
+    env = {**os.environ, "JUPYTER_PATH": str(where)}
+    subprocess.run([str(binary), "--install"], env=env, check=True, capture_output=True)
+    os.environ["JUPYTER_PATH"] = os.pathsep.join([str(where), *filter(None, os.environ.get("JUPYTER_PATH", "").split(os.pathsep))])
+
+
+def trivial(kernels: dict, cells: int, offset: int) -> dict:
+    """Round trips (to the execute_reply) of `cells` different trivial cells per kernel, alternating."""
+    times = {name: [] for name in kernels}
+    for i in range(cells):
+        for name, k in kernels.items():
+            cell = k.ok(f"{offset + i} + 1")
+            times[name].append(cell.reply_seconds)
+    return times
+
+
+def row(label: str, times: list[float], anchor: list[float] | None) -> str:
+    ratio = f"{statistics.median(times) / statistics.median(anchor):.2f}x" if anchor else ""
+    return f"| {label} | {statistics.median(times) * 1000:.0f} ms ({min(times) * 1000:.0f}-{max(times) * 1000:.0f}) | {ratio} |"
 
 
 def main() -> None:
-    names = sys.argv[1:] or ["rust-jit"]
-    # rust-jit twice: the first start after install, then a later start (a restart).
-    runs = [(f"{n} (first start after install)" if n == "rust-jit" else n, n) for n in names]
-    if "rust-jit" in names:
-        runs.insert(names.index("rust-jit") + 1, ("rust-jit (later start)", "rust-jit"))
-    print(f"Machine: {machine()}")
-    print()
-    print("| kernel | start to first result | `1 + 1` round trip, median of 20 (min-max) | RSS after one cell (kernel + children) |")
-    print("|---|---|---|---|")
-    for label, name in runs:
-        r = bench(name)
-        print(f"| {label} | {r['first']:.2f} s | {r['median']*1000:.0f} ms ({r['min']*1000:.0f}-{r['max']*1000:.0f}) | {r['rss']:.0f} MiB |")
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--evcxr", type=Path, help="the evcxr_jupyter binary to compare with")
+    parser.add_argument("--cells", type=int, default=20)
+    args = parser.parse_args()
+    fresh_install("kernel-bench")
+    names = ["rust-jit"]
+    if args.evcxr:
+        install_evcxr(args.evcxr)
+        names.append("rust")
+    kernels, first, rss = {}, {}, {}
+    try:
+        for name in names:
+            started = time.perf_counter()
+            kernels[name] = kernel(name).__enter__()
+            first[name] = kernels[name].ok("1 + 1").reply_at - started
+            rss[name] = rss_mib(kernel_pid(kernels[name]))
+        plain = trivial(kernels, args.cells, 2)
+        kernels["rust-jit"].ok(ARRAY)
+        if "rust" in kernels:
+            for cell in EVCXR_ARRAY:
+                kernels["rust"].ok(cell)
+        array = trivial(kernels, args.cells, 1000)
+    finally:
+        for k in kernels.values():
+            k.__exit__(None, None, None)
+    anchor = "rust" if "rust" in kernels else None
+    print(f"Machine: {machine()}; {time.strftime('%Y-%m-%d')}\n")
+    print("| kernel | start to first result | RSS after one cell (kernel + children) |\n|---|---|---|")
+    for name in names:
+        print(f"| {name} | {first[name]:.2f} s | {rss[name]:.0f} MiB |")
+    print(f"\n| trivial cell (`{{i}} + 1`, {args.cells} different cells, alternating) | median (min-max) | ratio to evcxr_jupyter |\n|---|---|---|")
+    for session, times in (("plain session", plain), ("array session (100x100 f64 held)", array)):
+        for name in names:
+            print(row(f"{name}, {session}", times[name], times[anchor] if anchor and name != anchor else None))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ use crate::user_process::stdin::{decode_prompt, escape, INPUT_EOF, INPUT_INTERRU
 use prelude::{split_commands, unsupported_command, PANIC_HOOK, PRELUDE_ITEMS, RUNTIME_ERRORS};
 pub use registry::Registry;
 
+pub mod cargo_front;
 mod prelude;
 mod registry;
 pub mod rustc_wrapper;

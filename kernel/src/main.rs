@@ -72,11 +72,12 @@ impl Where {
 
 fn main() -> ExitCode {
     // evcxr runs this same binary as the process that holds the user's variables (our own loop,
-    // with snapshots and stdin) and as a rustc wrapper (ours, `rustc_wrapper`, or evcxr's); in
-    // those roles these calls never return.
+    // with snapshots and stdin), as cargo (`cargo_front`, for the session crate's builds) and as a
+    // rustc wrapper (ours, `rustc_wrapper`, or evcxr's); in those roles these calls never return.
     if rust_jit_kernel::user_process::is_user_process() {
         rust_jit_kernel::user_process::run();
     }
+    rust_jit_kernel::evcxr_backend::cargo_front::run_if_front();
     rust_jit_kernel::evcxr_backend::rustc_wrapper::run_if_wrapper();
     evcxr::runtime_hook();
     rust_jit_kernel::exports::keep();

@@ -121,7 +121,7 @@ fn copy_sources(from: &Path, to: &Path) -> std::io::Result<()> {
 /// - reserves a workspace slot ([`workspace::reserve`]); `EVCXR_CONFIG_DIR` holds an
 ///   `evcxr.toml` that sets opt-level 0 for plain cells and the build directory;
 /// - puts the toolchain's `bin` first on `PATH` (no rustup proxy in front of every cargo and
-///   rustc call), and its libstd, the jit libraries' directories and the session's dependencies
+///   rustc call), and before it the cargo front's ([`crate::evcxr_backend::cargo_front::prepare`]); its libstd, the jit libraries' directories and the session's dependencies
 ///   (the runtime's `libjit-<hash>.so`) on `LD_LIBRARY_PATH` (the user process loads them from there);
 /// - points rust-analyzer at trimmed std sources (`RUST_SRC_PATH`);
 /// - has glibc's malloc ask for transparent huge pages in the user process (cheaper snapshots:
@@ -131,6 +131,7 @@ pub fn prepare_environment(caches: &Caches, toolchain: &Toolchain) -> std::io::R
     let workspace = workspace::reserve(caches)?;
     crate::evcxr_backend::Registry::use_own_if_made(&workspace.cargo_home);
     prepend_path("PATH", vec![toolchain.bin()]);
+    crate::evcxr_backend::cargo_front::prepare(&workspace.dir, &toolchain.bin())?;
     let mut libraries = vec![toolchain.sysroot.join("lib/rustlib").join(&toolchain.host).join("lib"), toolchain.sysroot.join("lib")];
     libraries.extend(workspace.lib_dirs.iter().cloned());
     // The runtime's library (`libjit-<hash>.so`, see `evcxr_backend::rustc_wrapper`), for cells and jit libraries.

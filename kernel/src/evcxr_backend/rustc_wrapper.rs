@@ -42,10 +42,18 @@ pub fn run_if_wrapper() {
     }
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let Some((rustc, rest)) = args.split_first() else { return };
+    if Plan::of(rest).is_none() && std::env::var_os(EVCXR_WRAPPER_VAR).is_some() {
+        return;
+    }
+    wrap(rustc, rest)
+}
+
+/// The wrapper's work for one rustc call (`rustc` and its arguments, as cargo gave them): the
+/// runtime's rlib build remembered, the session crate linked to the runtime's `dylib` (built first if
+/// needed, and recorded), then rustc in this process's place. The cargo front's fast path comes here
+/// too ([`super::cargo_front`]).
+pub fn wrap(rustc: &OsString, rest: &[OsString]) -> ! {
     let Some(plan) = Plan::of(rest) else {
-        if std::env::var_os(EVCXR_WRAPPER_VAR).is_some() {
-            return;
-        }
         let error = Command::new(rustc).args(rest).exec();
         eprintln!("error: could not run rustc: {error}");
         std::process::exit(1);
@@ -54,6 +62,9 @@ pub fn run_if_wrapper() {
         // The runtime's rlib, as cargo asks (its dependencies may be metadata only yet, so the
         // dylib is built later, with the first cell that links it).
         let _ = std::fs::write(args_file, rest.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join("\n"));
+    }
+    if plan.session {
+        super::cargo_front::record_if_asked(rustc, rest);
     }
     if let Some(dylib) = &plan.dylib {
         if let Err(e) = build_dylib(rustc, dylib) {
@@ -138,6 +149,8 @@ struct Plan {
     dylib: Option<PathBuf>,
     /// The session crate's output directory and the runtime library it links.
     record: Option<(PathBuf, String)>,
+    /// The session crate (the cargo front records its call).
+    session: bool,
 }
 
 impl Plan {
@@ -149,13 +162,13 @@ impl Plan {
         if crate_name == RUNTIME_CRATE && crate_types == ["lib"] && values(&text, "--emit").iter().any(|e| e.split(',').any(|k| k == "link")) {
             let out_dir = PathBuf::from(value(&text, "--out-dir")?);
             let extra = text.iter().find_map(|a| a.strip_prefix("extra-filename=")).or_else(|| text.iter().find_map(|a| a.strip_prefix("-Cextra-filename=")))?;
-            return Some(Plan { args: args.to_vec(), remember: Some(out_dir.join(format!("lib{RUNTIME_CRATE}{extra}.args"))), dylib: None, record: None });
+            return Some(Plan { args: args.to_vec(), remember: Some(out_dir.join(format!("lib{RUNTIME_CRATE}{extra}.args"))), dylib: None, record: None, session: false });
         }
         if crate_name != SESSION_CRATE {
             return None;
         }
         // `--extern jit=<deps>/libjit-<hash>.rlib` (a build; `cargo check` passes `.rmeta`).
-        let mut plan = Plan { args: Vec::with_capacity(args.len()), remember: None, dylib: None, record: None };
+        let mut plan = Plan { args: Vec::with_capacity(args.len()), remember: None, dylib: None, record: None, session: true };
         for (i, arg) in args.iter().enumerate() {
             let rlib = (i > 0 && text[i - 1] == "--extern")
                 .then(|| text[i].strip_prefix(&format!("{RUNTIME_CRATE}=")))
