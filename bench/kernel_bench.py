@@ -12,6 +12,7 @@ compiled cells could answer them. Prints Markdown tables to paste into docs/benc
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -53,6 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--evcxr", type=Path, help="the evcxr_jupyter binary to compare with")
     parser.add_argument("--cells", type=int, default=20)
+    parser.add_argument("--report", type=Path, help="write the figures as JSON here")
     args = parser.parse_args()
     fresh_install("kernel-bench")
     names = ["rust-jit"]
@@ -84,6 +86,8 @@ def main() -> None:
     for session, times in (("plain session", plain), ("array session (100x100 f64 held)", array)):
         for name in names:
             print(row(f"{name}, {session}", times[name], times[anchor] if anchor and name != anchor else None))
+    if args.report:
+        args.report.write_text(json.dumps({"machine": machine(), "first": first, "rss": rss, "plain": plain, "array": array}, indent=1))
 
 
 if __name__ == "__main__":
