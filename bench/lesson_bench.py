@@ -5,7 +5,8 @@ counts), the ratio to beat (issue 16: Rust warm <= 1.0x Python). Warm runs alter
 Issue 6's goals on a 2-core machine: first run <= 90 s, warm <= 30 s.
 
     .venv/bin/python bench/lesson_bench.py [--rounds 2] [--report FILE]
-    (with NVRTC on LD_LIBRARY_PATH, as tests/venv.sh sets; matplotlib for the Python lesson's chart)
+    (with NVRTC on LD_LIBRARY_PATH, as tests/venv.sh sets; the Python lesson draws its chart with
+    matplotlib: `.venv/bin/pip install matplotlib==3.10.8`, not needed by the tests)
 """
 from __future__ import annotations
 
