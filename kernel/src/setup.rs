@@ -130,8 +130,11 @@ pub fn prepare_environment(caches: &Caches, toolchain: &Toolchain) -> std::io::R
     cache::ensure_private(&caches.own)?;
     let workspace = workspace::reserve(caches)?;
     crate::evcxr_backend::Registry::use_own_if_made(&workspace.cargo_home);
-    prepend_path("PATH", vec![toolchain.bin()]);
-    crate::evcxr_backend::cargo_front::prepare(&workspace.dir, &toolchain.bin())?;
+    let mut path = vec![toolchain.bin()];
+    if let Some(front) = crate::evcxr_backend::cargo_front::prepare(&workspace.dir, &toolchain.bin())? {
+        path.insert(0, front);
+    }
+    prepend_path("PATH", path);
     let mut libraries = vec![toolchain.sysroot.join("lib/rustlib").join(&toolchain.host).join("lib"), toolchain.sysroot.join("lib")];
     libraries.extend(workspace.lib_dirs.iter().cloned());
     // The runtime's library (`libjit-<hash>.so`, see `evcxr_backend::rustc_wrapper`), for cells and jit libraries.

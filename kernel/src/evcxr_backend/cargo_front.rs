@@ -5,7 +5,7 @@
 //! graph, every dependency's fingerprint) to decide what it decided last time: run rustc on the
 //! session crate, with the same arguments. The front remembers that decision and takes it again:
 //!
-//! - **When cargo ran** (`build`, through the front: [`SLOW`]), the rustc wrapper wrote down the
+//! - **When cargo ran** (`build`, through the front: [`slow`]), the rustc wrapper wrote down the
 //!   session crate's rustc call as cargo made it (its arguments and whole environment:
 //!   [`record_if_asked`]); after cargo succeeded, the front keeps it as the slot's plan, under a key:
 //!   the front's arguments, working directory and environment, and the bytes of `Cargo.toml`,
@@ -53,11 +53,12 @@ const PLAN: &str = "target/rjk-cell-build.json";
 const RECORD: &str = "target/rjk-cell-build.record.json";
 
 /// The slot's toolchain directory for evcxr (`<slot>/toolchain/bin/cargo`, a link to this binary),
-/// put first on `PATH` and named by `RUSTUP_TOOLCHAIN` (this process's environment: call before any
-/// thread starts), with the real cargo in `RJK_REAL_CARGO`. Not with `RUST_JIT_KERNEL_CARGO_FRONT=off`.
-pub fn prepare(slot: &Path, real_bin: &Path) -> std::io::Result<()> {
+/// named by `RUSTUP_TOOLCHAIN` (this process's environment: call before any thread starts), with the
+/// real cargo in `RJK_REAL_CARGO`; returns its `bin`, for the caller to put first on `PATH`. `None`
+/// with `RUST_JIT_KERNEL_CARGO_FRONT=off`.
+pub fn prepare(slot: &Path, real_bin: &Path) -> std::io::Result<Option<PathBuf>> {
     if std::env::var_os(SWITCH_VAR).is_some_and(|v| v == "off") {
-        return Ok(());
+        return Ok(None);
     }
     let bin = slot.join("toolchain/bin");
     std::fs::create_dir_all(&bin)?;
@@ -67,12 +68,7 @@ pub fn prepare(slot: &Path, real_bin: &Path) -> std::io::Result<()> {
     std::env::set_var(REAL_CARGO_VAR, real_bin.join("cargo"));
     std::env::set_var(RUSTUP_WAS_VAR, std::env::var_os("RUSTUP_TOOLCHAIN").unwrap_or_default());
     std::env::set_var("RUSTUP_TOOLCHAIN", slot.join("toolchain"));
-    let mut path = vec![bin];
-    path.extend(std::env::var_os("PATH").iter().flat_map(std::env::split_paths));
-    if let Ok(joined) = std::env::join_paths(path) {
-        std::env::set_var("PATH", joined);
-    }
-    Ok(())
+    Ok(Some(bin))
 }
 
 /// In the user process (single-threaded still): `RUSTUP_TOOLCHAIN` as the kernel found it, so the

@@ -42,10 +42,11 @@ pub fn run_if_wrapper() {
     }
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let Some((rustc, rest)) = args.split_first() else { return };
-    if Plan::of(rest).is_none() && std::env::var_os(EVCXR_WRAPPER_VAR).is_some() {
+    let plan = Plan::of(rest);
+    if plan.is_none() && std::env::var_os(EVCXR_WRAPPER_VAR).is_some() {
         return;
     }
-    wrap(rustc, rest)
+    run(rustc, rest, plan)
 }
 
 /// The wrapper's work for one rustc call (`rustc` and its arguments, as cargo gave them): the
@@ -53,7 +54,12 @@ pub fn run_if_wrapper() {
 /// needed, and recorded), then rustc in this process's place. The cargo front's fast path comes here
 /// too ([`super::cargo_front`]).
 pub fn wrap(rustc: &OsString, rest: &[OsString]) -> ! {
-    let Some(plan) = Plan::of(rest) else {
+    run(rustc, rest, Plan::of(rest))
+}
+
+/// [`wrap`], with `rest`'s plan made already.
+fn run(rustc: &OsString, rest: &[OsString], plan: Option<Plan>) -> ! {
+    let Some(plan) = plan else {
         let error = Command::new(rustc).args(rest).exec();
         eprintln!("error: could not run rustc: {error}");
         std::process::exit(1);
