@@ -426,10 +426,15 @@ def test_interrupt_during_timeit_stops_between_chunks_and_keeps_variables(fresh_
 
 
 def test_env_rustflags_reach_later_compiles(kernel):
+    # The cells see the environment the kernel was started with, not the one of its own builds.
+    for name in ("RUSTFLAGS", "RUSTC_WRAPPER", "RUSTUP_TOOLCHAIN"):
+        started_with = f"Some({json.dumps(os.environ[name])}.to_string())" if name in os.environ else "None"
+        assert kernel.result(f'std::env::var("{name}").ok() == {started_with}') == "true", name
     assert kernel.result("cfg!(rjk_bench_flag)") == "false"
     kernel.ok("let kept_across_rustflags = 3;")
     kernel.ok("%env RUSTFLAGS=--cfg rjk_bench_flag")
     assert kernel.result("cfg!(rjk_bench_flag)") == "true"
     assert kernel.result("kept_across_rustflags") == "3"
+    assert kernel.result('std::env::var("RUSTFLAGS").unwrap()') == '"--cfg rjk_bench_flag"'
     kernel.ok("%env RUSTFLAGS=")
     assert kernel.result("cfg!(rjk_bench_flag)") == "false"

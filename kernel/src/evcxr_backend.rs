@@ -31,11 +31,41 @@ pub mod rustc_wrapper;
 /// opt-level 0, cells built in `build`), named by `EVCXR_CONFIG_DIR` in this process's
 /// environment, which evcxr reads when it starts. Call before any thread starts.
 pub fn configure(config: &Path, build: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(config)?;
-    let toml = format!("[evcxr]\nopt_level = \"0\"\ntmpdir = {:?}\n", build.display().to_string());
-    std::fs::write(config.join("evcxr.toml"), toml)?;
+    write_config(config, build, "0")?;
     std::env::set_var("EVCXR_CONFIG_DIR", config);
     Ok(())
+}
+
+/// `evcxr.toml` in `config`: the session crate in `build`, with `opt_level` (see [`session_manifest`]).
+fn write_config(config: &Path, build: &Path, opt_level: &str) -> std::io::Result<()> {
+    std::fs::create_dir_all(config)?;
+    let toml = format!("[evcxr]\nopt_level = {opt_level:?}\ntmpdir = {:?}\n", build.display().to_string());
+    std::fs::write(config.join("evcxr.toml"), toml)
+}
+
+/// The environment of evcxr's builds, for [`crate::build_env::set_for_builds`] (so that cargo,
+/// and rust-analyzer's cargo calls, have it from evcxr's first build on): the cells' flags (cells
+/// find compiled jit functions through them; cargo rebuilds every dependency when they change), as
+/// `CARGO_ENCODED_RUSTFLAGS`, which cargo takes over the `RUSTFLAGS` evcxr sets, and this binary as
+/// cargo's rustc wrapper (it names the runtime's library by its build).
+pub fn build_environment() -> std::io::Result<Vec<(&'static str, String)>> {
+    let binary = std::env::current_exe()?;
+    let mut env = vec![(ENCODED_RUSTFLAGS, encoded(&cell_rustflags("")))];
+    env.extend(rustc_wrapper::build_env(&binary));
+    Ok(env)
+}
+
+/// Whether the session crate in `build` was last built with the runtime in `runtime` (its manifest
+/// names it, and the runtime's library the rustc wrapper recorded in `deps` is there), so that the
+/// runtime can join the session from evcxr's start with nothing to build.
+pub fn built_with_runtime(build: &Path, deps: &Path, runtime: &Path) -> bool {
+    let manifest = std::fs::read_to_string(build.join("Cargo.toml")).unwrap_or_default();
+    let library = std::fs::read_to_string(deps.join(rustc_wrapper::RUNTIME_RECORD)).unwrap_or_default();
+    manifest.contains(&runtime_dependency(runtime)) && !library.trim().is_empty() && deps.join(library.trim()).exists()
+}
+
+fn runtime_dependency(runtime: &Path) -> String {
+    format!("[dependencies.jit]\npath = {:?}\n", runtime.display().to_string())
 }
 
 /// What goes into evcxr's opt level setting when the runtime joins the session: the session
@@ -45,14 +75,15 @@ pub fn configure(config: &Path, build: &Path) -> std::io::Result<()> {
 /// session crate's Cargo.toml, followed by its own profile keys and `[dependencies]`; its
 /// keys end up in `[package.metadata]`, where cargo ignores them, and the same values are set
 /// here first. Why not `:dep`: it costs 0.6 s more (evcxr checks the dependency with `cargo
-/// metadata` and builds once more). Why not from the start: rust-analyzer reads every crate
-/// the session depends on when it starts (+0.4 s and +50 MiB for every session, arrays or not).
+/// metadata` and builds once more). From evcxr's start when the session crate was built with it
+/// before ([`EvcxrBackend::start`]): rust-analyzer then loads the session's crates once; when the
+/// runtime joins later, it loads std again with them, at the next analysis (~2.5 s).
 fn session_manifest(runtime: &Path) -> String {
     format!(
         "0\ndebug = false\nstrip = \"debuginfo\"\nrpath = true\nlto = false\ndebug-assertions = true\n\
          codegen-units = 16\npanic = 'unwind'\nincremental = true\noverflow-checks = true\n\n\
-         [dependencies.jit]\npath = {:?}\n\n[package.metadata.evcxr-profile]",
-        runtime.display().to_string()
+         {}\n[package.metadata.evcxr-profile]",
+        runtime_dependency(runtime)
     )
 }
 
@@ -78,21 +109,18 @@ impl EvcxrBackend {
     /// `cargo_home`: the learner's own registry, should the one they have be read-only
     /// ([`Registry`]).
     /// `input`: where the cells' stdin reads go.
-    pub fn start(host: Option<HostStderr>, build: &Path, lib_dirs: &[std::path::PathBuf], cargo_home: &Path, input: Arc<Input>) -> anyhow::Result<(Self, Arc<dyn Interrupter>)> {
+    /// `runtime`: the runtime's sources, when the session crate was built with them before
+    /// ([`built_with_runtime`]): the runtime is in the session's manifest from evcxr's first build.
+    pub fn start(host: Option<HostStderr>, build: &Path, lib_dirs: &[std::path::PathBuf], cargo_home: &Path, input: Arc<Input>, runtime: Option<&Path>) -> anyhow::Result<(Self, Arc<dyn Interrupter>)> {
         let started = std::time::Instant::now();
         link_jit_libraries(build, lib_dirs)?;
+        if let (Some(runtime), Some(config)) = (runtime, std::env::var_os("EVCXR_CONFIG_DIR")) {
+            write_config(Path::new(&config), build, &session_manifest(runtime))?;
+        }
         // The user process's snapshots, orphaned when they take over, are adopted by this process.
         crate::crash::become_subreaper();
-        let (mut ctx, outputs) = CommandContext::new().map_err(|e| anyhow::anyhow!("evcxr failed to start: {e}"))?;
-        // Cells find compiled jit functions here. Set before the first build: cargo rebuilds
-        // every dependency when RUSTFLAGS change.
-        ctx.execute(&format!(":build_env RUSTFLAGS={}", cell_rustflags("")))
-            .map_err(|e| anyhow::anyhow!("evcxr refused the build flags: {e}"))?;
-        // This binary is cargo's rustc wrapper: it names the runtime's library by its build.
-        let binary = std::env::current_exe().map_err(|e| anyhow::anyhow!("cannot find the kernel binary: {e}"))?;
-        for (name, value) in rustc_wrapper::build_env(&binary) {
-            ctx.execute(&format!(":build_env {name}={value}")).map_err(|e| anyhow::anyhow!("evcxr refused the build environment: {e}"))?;
-        }
+        // Its build environment is this process's ([`build_environment`]).
+        let (ctx, outputs) = CommandContext::new().map_err(|e| anyhow::anyhow!("evcxr failed to start: {e}"))?;
         tracing::info!(ms = started.elapsed().as_millis() as u64, build = %build.display(), "evcxr started");
         let state = RunState::new(ctx.process_handle());
         let interrupter = state.interrupter();
@@ -370,12 +398,14 @@ impl Backend for EvcxrBackend {
     }
 
     fn set_env(&mut self, name: &str, value: &str) -> Result<(), CellError> {
-        // This process: cargo and rustc inherit it, and so does a restarted user process.
-        std::env::set_var(name, value);
+        // This process: cargo and rustc inherit it, and so does a restarted user process; a
+        // variable the kernel sets for its builds is the cells' only.
+        if !crate::build_env::set_for_cells(name, value) {
+            std::env::set_var(name, value);
+        }
         if name == "RUSTFLAGS" {
-            // evcxr sets RUSTFLAGS for cargo itself (cells need -Cprefer-dynamic); its build
-            // environment comes after, so the learner's flags go there, with evcxr's kept.
-            self.execute(&format!(":build_env RUSTFLAGS={}", cell_rustflags(value)), &discard)?;
+            // The cells' flags ([`build_environment`]) with the learner's after them.
+            self.execute(&format!(":build_env {ENCODED_RUSTFLAGS}={}", encoded(&cell_rustflags(value))), &discard)?;
         }
         // The running user process: the next cell sees it, nothing restarts.
         let code = format!("unsafe {{ ::std::env::set_var({name:?}, {value:?}); }}");
@@ -395,6 +425,14 @@ impl Backend for EvcxrBackend {
 /// The names, in the session crate's directory, of the links to the directories of jit
 /// libraries (the own cache's, the shared cache's).
 const LINK_DIRS: [&str; 2] = ["jit-lib-0", "jit-lib-1"];
+
+/// cargo's flags for all its rustc calls, each separated by 0x1f; over `RUSTFLAGS`.
+const ENCODED_RUSTFLAGS: &str = "CARGO_ENCODED_RUSTFLAGS";
+
+/// `flags` as [`ENCODED_RUSTFLAGS`] gives them: split where cargo splits `RUSTFLAGS`.
+fn encoded(flags: &str) -> String {
+    flags.split_whitespace().collect::<Vec<_>>().join("\u{1f}")
+}
 
 /// RUSTFLAGS of cell builds: what evcxr needs (`-Cprefer-dynamic`), where the jit functions'
 /// libraries are to link (the user process loads them through `LD_LIBRARY_PATH`), and the

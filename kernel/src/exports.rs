@@ -8,6 +8,8 @@ use crate::user_process::*;
 #[allow(unused_imports)]
 use crate::user_process::allocations::*;
 #[allow(unused_imports)]
+use crate::user_process::chart::*;
+#[allow(unused_imports)]
 use crate::user_process::display::*;
 #[allow(unused_imports)]
 use crate::user_process::snapshot::*;

@@ -7,7 +7,7 @@
 exports! {
     cuda: rjk_cuda_device, rjk_cuda_error, rjk_cuda_alloc, rjk_cuda_free, rjk_cuda_upload, rjk_cuda_download, rjk_cuda_launch;
     input: rjk_input;
-    display: rjk_display;
+    display: rjk_display, rjk_chart_svg;
     bench: rjk_snapshot_cost_ns;
     cells: rjk_set_stdout_flush, rjk_cell_thread;
     timeit: rjk_alloc_start, rjk_alloc_stop;

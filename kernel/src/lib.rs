@@ -1,6 +1,8 @@
 //! rust-jit-kernel: a Jupyter kernel for Rust. See ARCHITECTURE.md for the path of a cell.
 
+pub mod analysis_src;
 pub mod backend;
+pub mod build_env;
 pub mod cache;
 pub mod cell;
 pub mod cuda;

@@ -1,5 +1,5 @@
-//! Session setup, before evcxr starts: the toolchain, the trimmed std sources rust-analyzer
-//! reads, the workspace slot ([`crate::workspace`]), the environment evcxr and the user
+//! Session setup, before evcxr starts: the toolchain, the std sources rust-analyzer reads
+//! ([`crate::analysis_src`]), the workspace slot ([`crate::workspace`]), the environment evcxr and the user
 //! process inherit, and the session's backend.
 
 use std::path::{Path, PathBuf};
@@ -60,59 +60,10 @@ impl Toolchain {
     }
 
     /// The toolchain's std sources (the `rust-src` component), if installed.
-    fn library_src(&self) -> Option<PathBuf> {
+    pub fn library_src(&self) -> Option<PathBuf> {
         let dir = self.sysroot.join("lib/rustlib/src/rust/library");
         dir.join("core").exists().then_some(dir)
     }
-}
-
-/// The parts of std's sources that rust-analyzer reads to know std's types: `core`, `alloc`,
-/// `std` and what they include by path, without tests, benches and `core::arch` (16 MB of
-/// intrinsics no lesson uses). Halves the kernel's memory and speeds its start. Built once per
-/// toolchain in the cache; `None` when `rust-src` is missing (rust-analyzer then goes without).
-fn analysis_sources(caches: &Caches, toolchain: &Toolchain) -> Option<PathBuf> {
-    let source = toolchain.library_src()?;
-    let target = caches.find(Path::new("analysis-src").join(toolchain.id()).join("library"), ".complete");
-    if target.join(".complete").exists() {
-        return Some(target);
-    }
-    let build = || -> std::io::Result<()> {
-        let _ = std::fs::remove_dir_all(&target);
-        for name in ["core", "alloc", "std", "backtrace", "portable-simd"] {
-            if source.join(name).exists() {
-                copy_sources(&source.join(name), &target.join(name))?;
-            }
-        }
-        let arch = target.join("stdarch/crates/core_arch/src");
-        std::fs::create_dir_all(&arch)?;
-        std::fs::write(arch.join("mod.rs"), "//! core::arch is left out of the kernel's analysis sources.\n")?;
-        std::fs::write(target.join(".complete"), "")
-    };
-    match build() {
-        Ok(()) => Some(target),
-        Err(error) => {
-            tracing::warn!(%error, "could not prepare analysis sources; rust-analyzer reads all of std");
-            None
-        }
-    }
-}
-
-/// Copies a source tree, leaving out `tests` and `benches` directories.
-fn copy_sources(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let path = entry.path();
-        let name = entry.file_name();
-        if entry.file_type()?.is_dir() {
-            if name != "tests" && name != "benches" {
-                copy_sources(&path, &to.join(&name))?;
-            }
-        } else {
-            std::fs::copy(&path, to.join(&name))?;
-        }
-    }
-    Ok(())
 }
 
 /// Prepares the process environment for evcxr. Call before any thread starts.
@@ -121,9 +72,11 @@ fn copy_sources(from: &Path, to: &Path) -> std::io::Result<()> {
 /// - reserves a workspace slot ([`workspace::reserve`]); `EVCXR_CONFIG_DIR` holds an
 ///   `evcxr.toml` that sets opt-level 0 for plain cells and the build directory;
 /// - puts the toolchain's `bin` first on `PATH` (no rustup proxy in front of every cargo and
-///   rustc call), and before it the cargo front's ([`crate::evcxr_backend::cargo_front::prepare`]); its libstd, the jit libraries' directories and the session's dependencies
+///   rustc call), and before it the cargo front's ([`crate::evcxr_backend::cargo_front::prepare`]);
+///   sets the build environment of evcxr's cargo ([`crate::evcxr_backend::build_environment`]),
+///   which the cells do not inherit ([`crate::build_env`]); its libstd, the jit libraries' directories and the session's dependencies
 ///   (the runtime's `libjit-<hash>.so`) on `LD_LIBRARY_PATH` (the user process loads them from there);
-/// - points rust-analyzer at trimmed std sources (`RUST_SRC_PATH`);
+/// - points rust-analyzer at std's sources reduced to signatures (`RUST_SRC_PATH`, [`crate::analysis_src`]);
 /// - has glibc's malloc ask for transparent huge pages in the user process (cheaper snapshots:
 ///   [`crate::user_process::snapshot::ask_for_huge_pages`]).
 pub fn prepare_environment(caches: &Caches, toolchain: &Toolchain) -> std::io::Result<Workspace> {
@@ -135,13 +88,16 @@ pub fn prepare_environment(caches: &Caches, toolchain: &Toolchain) -> std::io::R
         path.insert(0, front);
     }
     prepend_path("PATH", path);
+    for (name, value) in crate::evcxr_backend::build_environment()? {
+        crate::build_env::set_for_builds(name, value);
+    }
     let mut libraries = vec![toolchain.sysroot.join("lib/rustlib").join(&toolchain.host).join("lib"), toolchain.sysroot.join("lib")];
     libraries.extend(workspace.lib_dirs.iter().cloned());
     // The runtime's library (`libjit-<hash>.so`, see `evcxr_backend::rustc_wrapper`), for cells and jit libraries.
     libraries.push(workspace.deps(&toolchain.host));
     prepend_path("LD_LIBRARY_PATH", libraries);
     if std::env::var_os("RUST_SRC_PATH").is_none() {
-        if let Some(src) = analysis_sources(caches, toolchain) {
+        if let Some(src) = crate::analysis_src::prepare(caches, toolchain) {
             std::env::set_var("RUST_SRC_PATH", src);
         }
     }
@@ -169,6 +125,9 @@ pub fn start_session(
 ) -> anyhow::Result<(crate::jit::JitBackend<crate::evcxr_backend::EvcxrBackend>, std::sync::Arc<dyn crate::backend::Interrupter>)> {
     let runtime = crate::jit::runtime::write_sources(caches)?;
     let compiler = crate::jit::JitCompiler::new(caches, &workspace.deps(&toolchain.host), toolchain);
-    let (evcxr, interrupter) = crate::evcxr_backend::EvcxrBackend::start(host, &workspace.build, &workspace.lib_dirs, &workspace.cargo_home, input)?;
+    // Built before with this runtime: it is in the session from evcxr's start (rust-analyzer loads
+    // the session's crates once).
+    let built = crate::evcxr_backend::built_with_runtime(&workspace.build, &workspace.deps(&toolchain.host), &runtime);
+    let (evcxr, interrupter) = crate::evcxr_backend::EvcxrBackend::start(host, &workspace.build, &workspace.lib_dirs, &workspace.cargo_home, input, built.then_some(runtime.as_path()))?;
     Ok((crate::jit::JitBackend::new(evcxr, compiler, runtime), interrupter))
 }

@@ -1,9 +1,10 @@
 //! Charts in the notebook, without `:dep`: a [`Chart`] (line and scatter series, log axes, labels,
-//! a legend) displays itself as SVG, drawn by plotters inside the runtime; [`sweep`] times functions
-//! over a list of sizes, as `%timeit` does, and shows the chart, a table of the times and where the
-//! curves cross.
-
-use plotters::prelude::*;
+//! a legend) displays itself as SVG; [`sweep`] times functions over a list of sizes, as `%timeit`
+//! does, and shows the chart, a table of the times and where the curves cross.
+//!
+//! The runtime describes a chart ([`Chart::spec`]); the kernel binary draws it (plotters, in the
+//! user process: `rjk_chart_svg`, found with `dlsym` as [`display`] finds `rjk_display`). So no
+//! session's crates include plotters: rust-analyzer reads fewer crates, and cells link fewer.
 
 use crate::display;
 
@@ -48,8 +49,6 @@ pub struct Chart {
     pub size: (u32, u32),
     pub series: Vec<Series>,
 }
-
-const COLORS: [RGBColor; 6] = [RGBColor(31, 119, 180), RGBColor(214, 39, 40), RGBColor(44, 160, 44), RGBColor(148, 103, 189), RGBColor(255, 127, 14), RGBColor(23, 190, 207)];
 
 impl Chart {
     pub fn new(title: impl Into<String>) -> Chart {
@@ -100,76 +99,43 @@ impl Chart {
         self.with(name, points, Style::Scatter)
     }
 
-    /// The points a log axis can show.
-    fn shown(&self, s: &Series) -> Vec<(f64, f64)> {
-        s.points.iter().copied().filter(|&(x, y)| x.is_finite() && y.is_finite() && (!self.log_x || x > 0.0) && (!self.log_y || y > 0.0)).collect()
+    /// The chart as the kernel's renderer reads it: one field per line (`title`, `x_label`,
+    /// `y_label`, `log X Y`, `size W H`, then `series STYLE NAME` followed by its `point X Y`
+    /// lines); texts with `\\` and newlines escaped (`\\\\`, `\\n`), numbers as Rust prints them.
+    pub fn spec(&self) -> String {
+        let mut spec = format!(
+            "title {}\nx_label {}\ny_label {}\nlog {} {}\nsize {} {}\n",
+            escape(&self.title),
+            escape(&self.x_label),
+            escape(&self.y_label),
+            u8::from(self.log_x),
+            u8::from(self.log_y),
+            self.size.0,
+            self.size.1
+        );
+        for series in &self.series {
+            let style = match series.style {
+                Style::Line => "line",
+                Style::Scatter => "scatter",
+                Style::LinePoints => "line_points",
+            };
+            spec.push_str(&format!("series {style} {}\n", escape(&series.name)));
+            for (x, y) in &series.points {
+                spec.push_str(&format!("point {x} {y}\n"));
+            }
+        }
+        spec
     }
 
-    /// The range of axis values, padded (by a factor on a log axis).
-    fn range(values: impl Iterator<Item = f64>, log: bool) -> std::ops::Range<f64> {
-        let (low, high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
-        if !low.is_finite() {
-            return if log { 1.0..10.0 } else { 0.0..1.0 };
-        }
-        if log {
-            (low / 1.3)..(high * 1.3)
-        } else {
-            let pad = if high > low { (high - low) * 0.05 } else { low.abs().max(1.0) * 0.5 };
-            (low - pad)..(high + pad)
-        }
-    }
-
-    /// The chart as an SVG document.
+    /// The chart as an SVG document, drawn by the kernel; outside the kernel, an SVG that says so.
     pub fn svg(&self) -> String {
-        let mut svg = String::new();
-        let shown: Vec<Vec<(f64, f64)>> = self.series.iter().map(|s| self.shown(s)).collect();
-        let xs = Self::range(shown.iter().flatten().map(|p| p.0), self.log_x);
-        let ys = Self::range(shown.iter().flatten().map(|p| p.1), self.log_y);
-        {
-            let root = SVGBackend::with_string(&mut svg, self.size).into_drawing_area();
-            let _ = root.fill(&WHITE);
-            let mut builder = ChartBuilder::on(&root);
-            builder.caption(&self.title, ("sans-serif", 20)).margin(15).x_label_area_size(45).y_label_area_size(75);
-            // One body for the four axis kinds (plotters types them differently).
-            macro_rules! draw {
-                ($x:expr, $y:expr) => {{
-                    if let Ok(mut chart) = builder.build_cartesian_2d($x, $y) {
-                        let _ = chart
-                            .configure_mesh()
-                            .x_desc(self.x_label.as_str())
-                            .y_desc(self.y_label.as_str())
-                            .x_label_formatter(&|v| tick(*v))
-                            .y_label_formatter(&|v| tick(*v))
-                            .draw();
-                        for (k, (series, points)) in self.series.iter().zip(&shown).enumerate() {
-                            let color = COLORS[k % COLORS.len()];
-                            let style = color.stroke_width(2);
-                            let drawn = match series.style {
-                                Style::Scatter => chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled()))),
-                                _ => chart.draw_series(LineSeries::new(points.iter().copied(), style)),
-                            };
-                            if let Ok(drawn) = drawn {
-                                drawn.label(series.name.as_str()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
-                            }
-                            if series.style == Style::LinePoints {
-                                let _ = chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())));
-                            }
-                        }
-                        if self.series.iter().any(|s| !s.name.is_empty()) {
-                            let _ = chart.configure_series_labels().position(SeriesLabelPosition::UpperLeft).background_style(WHITE).border_style(BLACK).draw();
-                        }
-                    }
-                }};
-            }
-            match (self.log_x, self.log_y) {
-                (false, false) => draw!(xs, ys),
-                (true, false) => draw!(xs.log_scale(), ys),
-                (false, true) => draw!(xs, ys.log_scale()),
-                (true, true) => draw!(xs.log_scale(), ys.log_scale()),
-            }
-            let _ = root.present();
-        }
-        svg
+        display::chart_svg(&self.spec()).unwrap_or_else(|| {
+            let text = self.summary().replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+            format!(
+                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\"><text x=\"10\" y=\"20\">{text} (charts are drawn by rust-jit-kernel)</text></svg>",
+                self.size.0, self.size.1
+            )
+        })
     }
 
     /// A line of text for the chart (its text/plain form).
@@ -189,16 +155,8 @@ impl Chart {
     }
 }
 
-/// An axis tick: `25`, `1500`, `0.5`, `1e-6`.
-fn tick(v: f64) -> String {
-    let a = v.abs();
-    if a != 0.0 && !(1e-2..1e5).contains(&a) {
-        format!("{v:.0e}")
-    } else if v.fract() == 0.0 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.2}").trim_end_matches('0').to_string()
-    }
+fn escape(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -206,19 +164,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn svg_with_series_labels_and_log_axes() {
-        let chart = Chart::new("growth").x_label("n").y_label("seconds").log_x().log_y().line("serial", [(10usize, 1e-6), (100, 1e-4)]).scatter("parallel", vec![(10.0, 2e-6), (100.0, 5e-5), (0.0, 1.0)]);
-        let svg = chart.svg();
-        assert!(svg.starts_with("<svg") && svg.contains("growth") && svg.contains("serial") && svg.contains("parallel"), "{svg}");
-        assert!(svg.contains("\nn\n</text>") && svg.contains("\nseconds\n</text>"), "axis labels: {svg}");
-        assert_eq!(chart.summary(), "Chart \"growth\": serial (2 points), parallel (3 points)");
-        // Empty and linear charts draw too.
-        assert!(Chart::new("empty").svg().starts_with("<svg"));
-        assert!(Chart::new("flat").line_only("c", [(1, 5), (2, 5)]).svg().contains("flat"));
-    }
-
-    #[test]
-    fn ticks() {
-        assert_eq!((tick(25.0), tick(1500.0), tick(0.5), tick(1e-6), tick(0.0)), ("25".into(), "1500".into(), "0.5".into(), "1e-6".into(), "0".into()));
+    fn spec_and_summary() {
+        let chart = Chart::new("growth\nof n").x_label("n").y_label("sec\\s").log_x().size(300, 200).line("serial", [(10usize, 1e-6), (100, 1.5)]).scatter("par", vec![(0.5f32, 2.0f32)]);
+        assert_eq!(
+            chart.spec(),
+            "title growth\\nof n\nx_label n\ny_label sec\\\\s\nlog 1 0\nsize 300 200\nseries line_points serial\npoint 10 0.000001\npoint 100 1.5\nseries scatter par\npoint 0.5 2\n"
+        );
+        assert_eq!(chart.summary(), "Chart \"growth\nof n\": serial (2 points), par (1 points)");
+        // Outside the kernel: an SVG that says where charts are drawn.
+        assert!(Chart::new("a < b").svg().contains("a &lt; b"));
     }
 }

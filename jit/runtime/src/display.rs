@@ -2,6 +2,7 @@
 //! the cell's result ([`result_part`], from a value's `evcxr_display`). Through the kernel binary's
 //! `rjk_display` (found with `dlsym`, as `input.rs` finds `rjk_input`), which writes the markers the
 //! kernel reads after what the cell printed; outside the kernel, the text/plain part is printed.
+//! Charts are drawn by the binary too ([`chart_svg`]).
 
 use std::ffi::c_void;
 
@@ -36,4 +37,28 @@ pub fn show(mime: &str, data: &str) {
 /// Adds these MIME types to the cell's result (call from a value's `evcxr_display`).
 pub fn result_part(parts: &[(&str, &str)]) {
     send(true, parts);
+}
+
+type Render = unsafe extern "C" fn(*const u8, usize, unsafe extern "C" fn(*mut c_void, *const u8, usize), *mut c_void);
+
+/// Receives the renderer's SVG into the `String` behind `out`.
+unsafe extern "C" fn receive(out: *mut c_void, data: *const u8, len: usize) {
+    // SAFETY: `out` is the `String` `chart_svg` passed; `data` is valid for `len` bytes.
+    unsafe { (*out.cast::<String>()).push_str(&String::from_utf8_lossy(std::slice::from_raw_parts(data, len))) };
+}
+
+/// The SVG of a chart (its [`crate::chart::Chart::spec`]), drawn by the kernel binary's
+/// `rjk_chart_svg`; `None` outside the kernel.
+pub fn chart_svg(spec: &str) -> Option<String> {
+    // SAFETY: a NUL-terminated name with RTLD_DEFAULT (null).
+    let render = unsafe { dlsym(std::ptr::null_mut(), c"rjk_chart_svg".as_ptr()) };
+    if render.is_null() {
+        return None;
+    }
+    // SAFETY: `rjk_chart_svg` of the kernel binary, with this signature.
+    let render: Render = unsafe { std::mem::transmute(render) };
+    let mut svg = String::new();
+    // SAFETY: a live buffer of the length given; `receive` is called with `svg` only while it lives.
+    unsafe { render(spec.as_ptr(), spec.len(), receive, (&mut svg as *mut String).cast()) };
+    Some(svg)
 }

@@ -7,7 +7,7 @@
 //!   else as plain Rust);
 //! - [`ufunc`]: `#[vectorize]` on the CPU; [`cuda`]: on the GPU (device arrays, launches
 //!   through the kernel's CUDA context);
-//! - [`chart`]: charts that show themselves as SVG (plotters inside); [`sweep`]: functions timed
+//! - [`chart`]: charts that show themselves as SVG (drawn by the kernel); [`sweep`]: functions timed
 //!   over sizes, charted; [`display`]: rich output through the kernel.
 //!
 //! **One copy per user process.** The crate is a Rust `dylib`: every cell (evcxr links each

@@ -25,7 +25,7 @@
 //! slot; `PATH` and `RUSTUP_TOOLCHAIN` name it, so both of evcxr's ways to find cargo (`rustup
 //! which cargo`, then `PATH`) find the front, and its search for rustc falls through to the real
 //! toolchain. The user process gets back the `RUSTUP_TOOLCHAIN` the kernel was started with
-//! ([`restore_for_cells`]).
+//! ([`crate::build_env`]).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -39,8 +39,6 @@ pub const REAL_CARGO_VAR: &str = "RJK_REAL_CARGO";
 /// Set in the real cargo's environment by the front: where the wrapper writes the session crate's
 /// rustc call.
 const RECORD_VAR: &str = "RJK_CELL_RECORD";
-/// `RUSTUP_TOOLCHAIN` as the kernel found it (unset: empty), for the user process.
-const RUSTUP_WAS_VAR: &str = "RJK_RUSTUP_TOOLCHAIN_WAS";
 /// evcxr's variable naming the file where the build writes the path of the cell's shared object.
 const EVCXR_SO_PATH_VAR: &str = "EVCXR_EXECUTION_SO_PATH";
 /// cargo's jobserver, in the environment it gives rustc.
@@ -66,19 +64,8 @@ pub fn prepare(slot: &Path, real_bin: &Path) -> std::io::Result<Option<PathBuf>>
     let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink(std::env::current_exe()?, &link)?;
     std::env::set_var(REAL_CARGO_VAR, real_bin.join("cargo"));
-    std::env::set_var(RUSTUP_WAS_VAR, std::env::var_os("RUSTUP_TOOLCHAIN").unwrap_or_default());
-    std::env::set_var("RUSTUP_TOOLCHAIN", slot.join("toolchain"));
+    crate::build_env::set_for_builds("RUSTUP_TOOLCHAIN", slot.join("toolchain"));
     Ok(Some(bin))
-}
-
-/// In the user process (single-threaded still): `RUSTUP_TOOLCHAIN` as the kernel found it, so the
-/// cells' rustup proxies choose as the learner's shell would.
-pub fn restore_for_cells() {
-    match std::env::var_os(RUSTUP_WAS_VAR) {
-        Some(was) if was.is_empty() => std::env::remove_var("RUSTUP_TOOLCHAIN"),
-        Some(was) => std::env::set_var("RUSTUP_TOOLCHAIN", was),
-        None => {}
-    }
 }
 
 /// When this process was started as `cargo`: does what cargo was asked and exits.

@@ -13,6 +13,7 @@
 //!   stdin reads (fd 0) become input requests that evcxr forwards to the kernel.
 
 pub mod allocations;
+pub mod chart;
 pub mod display;
 pub mod snapshot;
 pub mod stdin;
@@ -68,7 +69,7 @@ const OOM_SCORE_ADJ: &str = "500";
 /// Serves evcxr until it closes the command pipe. Never returns.
 pub fn run() -> ! {
     let _ = std::fs::write("/proc/self/oom_score_adj", OOM_SCORE_ADJ);
-    crate::evcxr_backend::cargo_front::restore_for_cells();
+    crate::build_env::restore_for_cells();
     stdin::take_commands();
     let mut store: *mut c_void = std::ptr::null_mut();
     let mut first = true;
