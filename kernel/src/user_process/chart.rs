@@ -48,17 +48,18 @@ pub unsafe extern "C" fn rjk_chart_svg(spec: *const u8, len: usize, sink: unsafe
     unsafe { sink(out, svg.as_ptr(), svg.len()) };
 }
 
+/// A text of the spec as the runtime wrote it: a backslash escaped as two, a newline as `\n`.
 fn unescape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars();
     while let Some(c) = chars.next() {
-        match (c, c == '\\') {
-            (_, true) => match chars.next() {
+        match c {
+            '\\' => match chars.next() {
                 Some('n') => out.push('\n'),
                 Some(other) => out.push(other),
                 None => out.push('\\'),
             },
-            (c, false) => out.push(c),
+            c => out.push(c),
         }
     }
     out
