@@ -47,16 +47,12 @@ pub fn restore_for_cells() {
     let saved: Vec<(String, OsString)> = std::env::vars_os()
         .filter_map(|(var, value)| Some((var.to_str()?.strip_prefix(WAS)?.to_string(), value)))
         .collect();
+    use std::os::unix::ffi::OsStrExt;
     for (name, value) in saved {
         std::env::remove_var(was_var(&name));
-        match value.to_str().and_then(|v| v.strip_prefix('=')) {
-            Some(value) => std::env::set_var(&name, value),
-            None if value.is_empty() => std::env::remove_var(&name),
-            // Not UTF-8: the bytes after the `=`.
-            None => {
-                use std::os::unix::ffi::OsStrExt;
-                std::env::set_var(&name, OsStr::from_bytes(&value.as_bytes()[1..]));
-            }
+        match value.as_bytes().strip_prefix(b"=") {
+            Some(value) => std::env::set_var(&name, OsStr::from_bytes(value)),
+            None => std::env::remove_var(&name),
         }
     }
 }

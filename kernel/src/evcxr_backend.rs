@@ -60,8 +60,7 @@ pub fn build_environment() -> std::io::Result<Vec<(&'static str, String)>> {
 /// runtime can join the session from evcxr's start with nothing to build.
 pub fn built_with_runtime(build: &Path, deps: &Path, runtime: &Path) -> bool {
     let manifest = std::fs::read_to_string(build.join("Cargo.toml")).unwrap_or_default();
-    let library = std::fs::read_to_string(deps.join(rustc_wrapper::RUNTIME_RECORD)).unwrap_or_default();
-    manifest.contains(&runtime_dependency(runtime)) && !library.trim().is_empty() && deps.join(library.trim()).exists()
+    manifest.contains(&runtime_dependency(runtime)) && rustc_wrapper::recorded_runtime(deps).is_some()
 }
 
 fn runtime_dependency(runtime: &Path) -> String {

@@ -29,6 +29,16 @@ const SESSION_CRATE: &str = "ctx";
 /// linked.
 pub const RUNTIME_RECORD: &str = "rjk-runtime";
 
+/// The runtime's library named in `deps`'s [`RUNTIME_RECORD`], if it is there; with the time the
+/// record was written.
+pub fn recorded_runtime(deps: &Path) -> Option<(PathBuf, std::time::SystemTime)> {
+    let record = deps.join(RUNTIME_RECORD);
+    let written = std::fs::metadata(&record).ok()?.modified().ok()?;
+    let name = std::fs::read_to_string(record).ok()?;
+    let library = deps.join(name.trim());
+    (!name.trim().is_empty() && library.exists()).then_some((library, written))
+}
+
 /// The variables of evcxr's build environment that make `binary` cargo's rustc wrapper.
 pub fn build_env(binary: &Path) -> [(&'static str, String); 2] {
     [("RUSTC_WRAPPER", binary.display().to_string()), (WRAPPER_VAR, "1".to_string())]

@@ -196,10 +196,8 @@ impl JitCompiler {
     /// Only one this session built: a record from before (a seed's, an earlier session's) may
     /// name a build of other features than this session's cells link.
     fn runtime_dylib(&self) -> Option<PathBuf> {
-        let record = self.session_deps.join(RUNTIME_RECORD);
-        std::fs::metadata(&record).ok()?.modified().ok().filter(|written| *written >= self.started)?;
-        let name = std::fs::read_to_string(record).ok()?;
-        Some(self.session_deps.join(name.trim())).filter(|so| so.exists())
+        let (library, written) = crate::evcxr_backend::rustc_wrapper::recorded_runtime(&self.session_deps)?;
+        (written >= self.started).then_some(library)
     }
 
     /// Which build of the runtime `dylib` is (part of a jit library's key): its name, which is

@@ -118,8 +118,22 @@ pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
 mod tests {
     use super::*;
 
+    /// The count is the process's: other tests allocating meanwhile would be counted. So the
+    /// test below runs alone, in a process of its own (this test binary, asked for it only).
     #[test]
     fn counts_allocations_only_while_on() {
+        let name = "user_process::allocations::tests::counting_alone";
+        let run = std::process::Command::new(std::env::current_exe().expect("the test binary"))
+            .args([name, "--exact", "--ignored", "--test-threads=1"])
+            .output()
+            .expect("the test binary runs");
+        let output = String::from_utf8_lossy(&run.stdout);
+        assert!(run.status.success() && output.contains("1 passed"), "{output}{}", String::from_utf8_lossy(&run.stderr));
+    }
+
+    #[test]
+    #[ignore = "run alone by counts_allocations_only_while_on"]
+    fn counting_alone() {
         // Called directly: whether the test binary's own allocations come here is up to its linker
         // (the kernel binary exports these; tests/test_inspect.py counts through it).
         let mut out = (0u64, 0u64);
