@@ -27,6 +27,9 @@ done
 # mold links cells faster, as in the tests: installed when root on Debian, else a note.
 source tests/debian.sh
 debian_packages mold
+# std's sources, which the kernel's rust-analyzer reads to know the types of the cells' variables.
+source tests/toolchain.sh
+rust_src
 
 printf '\n== %s\n' "building the kernel (release; the first build takes 5-10 minutes)"
 cargo build --release --locked

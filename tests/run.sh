@@ -4,7 +4,7 @@
 # Chromium, and a class on JupyterHub (as root: learners are Unix users made and removed
 # by tests/hub_class.py, with the hub's environment from tests/hub-requirements.txt and
 # configurable-http-proxy from npm). Installs what it needs: mold, chromium, python3-venv
-# and npm (Debian, when root), and a Python virtual environment (.venv, tests/venv.sh)
+# and npm (Debian, when root), the toolchain's rust-src (tests/toolchain.sh), and a Python virtual environment (.venv, tests/venv.sh)
 # from the pinned tests/requirements.txt (which also brings NVRTC, without a GPU, for the
 # CUDA tests).
 set -euo pipefail
@@ -18,6 +18,10 @@ step() { printf '\n== %s\n' "$*"; }
 # tests/test_class.py, gives learners a Python outside root's home: the system's) and npm.
 source tests/debian.sh
 debian_packages mold chromium python3-venv npm
+
+# std's sources for rust-analyzer (the kernel infers the types of cells' variables with it).
+source tests/toolchain.sh
+rust_src
 
 # .venv from the pinned requirements, NVRTC on LD_LIBRARY_PATH.
 source tests/venv.sh

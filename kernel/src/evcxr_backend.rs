@@ -319,7 +319,13 @@ impl EvcxrBackend {
                 "VariablesLost",
                 format!("a type was redefined, so these variables were lost: {}", variables.join(", ")),
             ))),
-            Err(other) => Err(cell(CellError::new("Error", other.to_string().trim().to_string()))),
+            Err(other) => {
+                let mut evalue = other.to_string().trim().to_string();
+                if evalue.starts_with("Couldn't automatically determine type") && !crate::setup::std_sources_known() {
+                    evalue = format!("{evalue}\nNote: {}.", crate::setup::RUST_SRC_MISSING);
+                }
+                Err(cell(CellError::new("Error", evalue)))
+            }
         }
     }
 }

@@ -114,6 +114,9 @@ fn main() -> ExitCode {
 /// install, the binary and the shared cache beside the kernelspec.
 fn install_kernel(location: &Location, no_warm_up: bool, notebooks: &[PathBuf]) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
+    if Toolchain::discover()?.library_src().is_none() {
+        eprintln!("warning: {}.", setup::RUST_SRC_MISSING);
+    }
     let report = |built: &prepare::Built, cache: &std::path::Path| {
         println!("Built the session crate in {:.1} s (cache: {})", built.took.as_secs_f64(), cache.display());
         for run in &built.notebooks {

@@ -66,6 +66,18 @@ impl Toolchain {
     }
 }
 
+/// What a learner or an admin is told when the toolchain has no std sources: rust-analyzer then
+/// cannot infer the types of most variables (`let a = Array2::<f64>::zeros((3, 3));`).
+pub const RUST_SRC_MISSING: &str = "the toolchain has no std sources (its `rust-src` component), which rust-analyzer \
+    needs to know the types of the cells' variables: install them with `rustup component add rust-src`, then \
+    restart the kernel (or give each variable its type: `let a: Array2<f64> = ...`)";
+
+/// Whether this kernel's rust-analyzer has std's sources ([`prepare_environment`] points
+/// `RUST_SRC_PATH` at them when the toolchain has them, or the user set it).
+pub fn std_sources_known() -> bool {
+    std::env::var_os("RUST_SRC_PATH").is_some()
+}
+
 /// Prepares the process environment for evcxr. Call before any thread starts.
 ///
 /// - keeps the own cache private (mode 0700, this user's: [`cache::ensure_private`]);
