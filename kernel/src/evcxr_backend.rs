@@ -119,7 +119,11 @@ impl EvcxrBackend {
         // The user process's snapshots, orphaned when they take over, are adopted by this process.
         crate::crash::become_subreaper();
         // Its build environment is this process's ([`build_environment`]).
-        let (ctx, outputs) = CommandContext::new().map_err(|e| anyhow::anyhow!("evcxr failed to start: {e}"))?;
+        let (mut ctx, outputs) = CommandContext::new().map_err(|e| anyhow::anyhow!("evcxr failed to start: {e}"))?;
+        // Cells link with rustc's own linker (rust-lld, through cc): evcxr's default when mold is
+        // installed, `mold -run cargo`, puts mold's preload library in front of every cell's build
+        // for no faster link of a cell (~7 ms more per cell; docs/benchmarks.md).
+        ctx.execute(":linker system").map_err(|e| anyhow::anyhow!("evcxr refused its linker setting: {e}"))?;
         tracing::info!(ms = started.elapsed().as_millis() as u64, build = %build.display(), "evcxr started");
         let state = RunState::new(ctx.process_handle());
         let interrupter = state.interrupter();
