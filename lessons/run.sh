@@ -24,7 +24,7 @@ for arg in "$@"; do
   esac
 done
 
-# mold links cells faster, as in the tests: installed when root on Debian, else a note.
+# mold links #[jit] libraries faster, as in the tests: installed when root on Debian, else a note.
 source tests/debian.sh
 debian_packages mold
 # std's sources, which the kernel's rust-analyzer reads to know the types of the cells' variables.

@@ -114,7 +114,9 @@ fn main() -> ExitCode {
 /// install, the binary and the shared cache beside the kernelspec.
 fn install_kernel(location: &Location, no_warm_up: bool, notebooks: &[PathBuf]) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
-    if Toolchain::discover()?.library_src().is_none() {
+    // Needed only to build; a user install without the build works with no toolchain.
+    let toolchain = Toolchain::discover();
+    if toolchain.as_ref().is_ok_and(|t| t.library_src().is_none()) {
         eprintln!("warning: {}.", setup::RUST_SRC_MISSING);
     }
     let report = |built: &prepare::Built, cache: &std::path::Path| {
@@ -130,11 +132,11 @@ fn install_kernel(location: &Location, no_warm_up: bool, notebooks: &[PathBuf]) 
         let dir = install::install(location, &exe, Default::default())?;
         println!("Installed kernelspec rust-jit (Rust (JIT)) in {}", dir.display());
         if !no_warm_up {
-            report(&prepare::build(&cache_dir(), &Toolchain::discover()?, notebooks)?, &cache_dir());
+            report(&prepare::build(&cache_dir(), &toolchain?, notebooks)?, &cache_dir());
         }
         return Ok(());
     };
-    let toolchain = Toolchain::discover()?;
+    let toolchain = toolchain?;
     install::clear_shared(&dir)?;
     // The prefix as anyone would make it (the cache itself starts private, then is sealed).
     std::fs::create_dir_all(dir.parent().expect("<prefix>/share"))?;
