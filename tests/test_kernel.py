@@ -423,6 +423,18 @@ def test_interrupt_during_timeit_stops_between_chunks_and_keeps_variables(fresh_
     assert took < 1.0, took
     assert_error(cell, "Interrupted", "Nothing was lost")
     assert k.result("kept_through_timeit") == "7"
+    # A kept result: interrupted, a new variable is not defined, and one of that name from
+    # before stays as it was.
+    code = "let {} = %timeit -o -n 1 -r 1000 std::thread::sleep(std::time::Duration::from_millis(50))"
+    cell, took = interrupt_while_running(k, code.format("t_new"), 4)
+    assert took < 1.0, took
+    assert_error(cell, "Interrupted", "Nothing was lost")
+    assert cell.stderr == "", cell.stderr
+    k.error("t_new", "CompilationError", "cannot find value `t_new`")
+    k.ok("let t_kept = 5u8;")
+    cell, took = interrupt_while_running(k, code.format("t_kept"), 4)
+    assert_error(cell, "Interrupted", "Nothing was lost")
+    assert k.result("t_kept") == "5"
 
 
 def test_env_rustflags_reach_later_compiles(kernel):

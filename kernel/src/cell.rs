@@ -75,6 +75,10 @@ impl<B: Backend + ?Sized> Context for Session<'_, '_, B> {
         self.backend.result_part(mime, text)
     }
 
+    fn variables(&self) -> Vec<String> {
+        self.backend.variables()
+    }
+
     fn compiled_code(&mut self, name: &str, naive: bool) -> Result<magics::Found<magics::CompiledCode>, MagicError> {
         self.backend.compiled_code(name, naive, self.sink).map_err(magic_error)
     }

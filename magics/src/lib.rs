@@ -111,6 +111,8 @@ pub trait Context {
     /// A Rust statement that, run in code given to [`Context::run_rust`], adds the text of
     /// `text` (an expression of a `Display` type) to the bundle it returns, under `mime`.
     fn result_part(&self, mime: &str, text: &str) -> String;
+    /// Names of the session's variables.
+    fn variables(&self) -> Vec<String>;
     /// The compiled code of the session's function `name` (`naive`: compiled as plain cells
     /// are, at opt-level 0, for a plain function or a jit one).
     fn compiled_code(&mut self, name: &str, naive: bool) -> Result<Found<CompiledCode>, MagicError> {

@@ -13,6 +13,7 @@ pub struct FakeSession {
     /// What the jit magics find (for any jit name; `naive` code for plain ones too).
     pub code: Option<CompiledCode>,
     pub report: Option<JitReport>,
+    pub variables: Vec<String>,
 }
 
 impl FakeSession {
@@ -42,6 +43,9 @@ impl Context for FakeSession {
     }
     fn result_part(&self, mime: &str, text: &str) -> String {
         format!("report({mime:?}, {text});")
+    }
+    fn variables(&self) -> Vec<String> {
+        self.variables.clone()
     }
     fn compiled_code(&mut self, name: &str, naive: bool) -> Result<Found<CompiledCode>, MagicError> {
         self.lookup(name, naive, &self.code, |c| c.name == name)

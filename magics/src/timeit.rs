@@ -190,7 +190,21 @@ Example:
         crate::require_complete("%timeit", &setup)?;
         crate::require_complete("%timeit", &statement)?;
         let code = harness(&setup, &statement, &options, call.line, call.body.is_some());
-        let value = ctx.run_rust(&code)?.and_then(|b| b.get("text/plain").cloned()).unwrap_or_default();
+        let keep = call.assign_to.clone().or(options.save_to.clone());
+        // A new variable is timed and defined in one compile; one that exists is replaced only
+        // once the timing has finished, by a cell of its own (an interrupt keeps the old value).
+        let (keep_now, keep_after) = match keep {
+            Some(name) if !ctx.variables().contains(&name) => (Some(name), None),
+            other => (None, other),
+        };
+        let value = match &keep_now {
+            None => ctx.run_rust(&code)?.and_then(|b| b.get("text/plain").cloned()),
+            Some(name) => {
+                let part = ctx.result_part(RUNS_MIME, "format!(\"{:?}\", __rjk_r)");
+                ctx.run_rust(&keep_code(name, &code, &options, &part))?.and_then(|b| b.get(RUNS_MIME).cloned())
+            }
+        }
+        .unwrap_or_default();
         let Runs { loops, all_runs, allocations } =
             parse_runs(&value).ok_or_else(|| MagicError::new("TimeitError", format!("unexpected harness result: {value}")))?;
         let allocations_text = match (options.allocations, allocations) {
@@ -210,18 +224,17 @@ Example:
                 None => shown.push(Value::text(line.clone())),
             }
         }
-        let keep = call.assign_to.clone().or(options.save_to.clone());
-        if options.output || keep.is_some() {
+        if let Some(name) = &keep_after {
             let result = result_value(&all_runs, loops, options.precision, allocations.filter(|_| options.allocations));
-            if let Some(name) = keep {
-                ctx.run_rust(&format!("{}\nlet {name} = {result};", result_type()))?;
-            } else {
-                let repr = match &allocations_text {
-                    Some(second) => format!("<TimeitResult : {line}; {second}>"),
-                    None => format!("<TimeitResult : {line}>"),
-                };
-                shown.push(Value::Result(MimeBundle::from([("text/plain".to_string(), repr)])));
-            }
+            ctx.run_rust(&format!("{}\nlet {name} = {result};", result_type()))?;
+        }
+        // A kept result is the session's variable; `-o` alone shows it.
+        if options.output && keep_now.is_none() && keep_after.is_none() {
+            let repr = match &allocations_text {
+                Some(second) => format!("<TimeitResult : {line}; {second}>"),
+                None => format!("<TimeitResult : {line}>"),
+            };
+            shown.push(Value::Result(MimeBundle::from([("text/plain".to_string(), repr)])));
         }
         Ok(Some(Value::Many(shown)))
     }
@@ -350,6 +363,31 @@ fn result_value(all_runs: &[f64], loops: u64, precision: usize, allocations: Opt
     )
 }
 
+/// The MIME type the runs of a kept `%timeit` come back under (the cell's value is the `let`).
+const RUNS_MIME: &str = "application/x-rjk-timeit-runs";
+
+/// `let NAME = %timeit ...` and `-v NAME` for a new NAME: the harness and the variable in one
+/// compile (a second cell would cost a compile of its own). The harness's value comes back under [`RUNS_MIME`]
+/// (`part`, the backend's statement for it, Debug-prints `__rjk_r`) and becomes the
+/// `TimeitResult` NAME. An interrupted harness defines nothing: it unwinds without a panic
+/// message, so the session drops the cell's new variable, and the kernel reports the interrupt.
+fn keep_code(name: &str, harness: &str, options: &Options, part: &str) -> String {
+    // The harness's padding keeps the statement on its cell line: `let` goes on that line.
+    let block = harness.trim_start_matches('\n');
+    let padding = &harness[..harness.len() - block.len()];
+    let counted = if options.allocations { "__rjk_r.2" } else { "None" };
+    format!(
+        "{padding}let {name} = {{ let __rjk_r = {block}; \
+         if ::std::env::var_os({flag:?}).is_some_and(|f| ::std::path::Path::new(&f).exists()) {{ \
+             ::std::panic::resume_unwind(::std::boxed::Box::new(())); }} \
+         {part} \
+         TimeitResult {{ loops: __rjk_r.0, repeat: __rjk_r.1.len(), all_runs: __rjk_r.1, precision: {precision}, counted: {counted} }} }};\n{}",
+        result_type(),
+        flag = crate::INTERRUPT_FILE_VAR,
+        precision = options.precision,
+    )
+}
+
 /// The `TimeitResult` type, defined in the session the first time it is needed (evcxr keeps
 /// an item defined again with the same text as it is).
 fn result_type() -> String {
@@ -469,7 +507,7 @@ mod tests {
     fn run_shows_the_line_and_keeps_the_result() {
         use crate::testing::{call, FakeSession};
         let answer = MimeBundle::from([("text/plain".to_string(), "(100, [0.25, 0.25, 1.25])".to_string())]);
-        let mut ctx = FakeSession { answer: Some(answer), ..Default::default() };
+        let mut ctx = FakeSession { answer: Some(answer.clone()), ..Default::default() };
         let Some(Value::Many(shown)) = Timeit.run(&call("timeit", "-o f()", None), &mut ctx).unwrap() else { panic!() };
         let line = "5.83 ms ± 4.71 ms per loop (mean ± std. dev. of 3 runs, 100 loops each)";
         assert_eq!(
@@ -480,12 +518,42 @@ mod tests {
                 Value::Result(MimeBundle::from([("text/plain".to_string(), format!("<TimeitResult : {line}>"))])),
             ]
         );
-        let mut keep = call("timeit", "-q f()", None);
+        // Kept: one compile, which times and defines the variable; the runs come back beside it.
+        ctx.answer = Some(MimeBundle::from([(RUNS_MIME.to_string(), "(100, [0.25, 0.25, 1.25])".to_string())]));
+        let mut keep = call("timeit", "-q -p 4 f()", None);
         keep.assign_to = Some("t".into());
+        let ran_before = ctx.ran.len();
         let Some(Value::Many(shown)) = Timeit.run(&keep, &mut ctx).unwrap() else { panic!() };
         assert!(shown.is_empty());
+        assert_eq!(ctx.ran.len(), ran_before + 1);
         let last = ctx.ran.last().unwrap();
-        assert!(last.contains("pub struct TimeitResult") && last.ends_with("let t = TimeitResult { loops: 100, repeat: 3, all_runs: vec![0.25, 0.25, 1.25], precision: 3, counted: None };"));
+        assert!(last.contains("pub struct TimeitResult"), "{last}");
+        assert!(last.starts_with("let t = { let __rjk_r = { let __rjk_number: u64 = 0;"), "{last}");
+        assert!(last.contains(r#"report("application/x-rjk-timeit-runs", format!("{:?}", __rjk_r));"#), "{last}");
+        assert!(last.contains("resume_unwind") && last.contains(crate::INTERRUPT_FILE_VAR), "{last}");
+        assert!(last.contains("all_runs: __rjk_r.1, precision: 4, counted: None }"), "{last}");
+        // A variable that exists is replaced by a cell of its own, after the timing.
+        ctx.answer = Some(answer.clone());
+        ctx.variables = vec!["t".into()];
+        let ran_before = ctx.ran.len();
+        Timeit.run(&keep, &mut ctx).unwrap();
+        assert_eq!(ctx.ran.len(), ran_before + 2);
+        assert!(ctx.ran.last().unwrap().ends_with("let t = TimeitResult { loops: 100, repeat: 3, all_runs: vec![0.25, 0.25, 1.25], precision: 4, counted: None };"));
+        // Shown, not kept: no variable.
+        ctx.answer = Some(answer);
+        let Some(Value::Many(shown)) = Timeit.run(&call("timeit", "-q -o f()", None), &mut ctx).unwrap() else { panic!() };
+        assert!(matches!(&shown[..], [Value::Result(_)]));
+        assert!(!ctx.ran.last().unwrap().contains("TimeitResult"));
+    }
+
+    #[test]
+    fn kept_result_stays_on_the_cell_line_and_counts_with_a() {
+        let options = opts("-a f()");
+        let code = keep_code("t", &harness("", "f()", &options, 3, false), &options, "part();");
+        let lines: Vec<&str> = code.lines().collect();
+        assert_eq!(lines[..2], ["", ""]);
+        assert!(lines[2].starts_with("let t = { let __rjk_r = {") && lines[2].ends_with("let __rjk_v = { f()"));
+        assert!(code.contains("counted: __rjk_r.2 }"));
     }
 
     #[test]
@@ -510,7 +578,7 @@ mod tests {
         assert!(counted.contains("__rjk_counting.set(true); let _ = __rjk_time(__rjk_loops);"));
         use crate::testing::{call, FakeSession};
         let answer = MimeBundle::from([("text/plain".to_string(), "(100, [0.25], Some((100, 8000000, 100)))".to_string())]);
-        let mut ctx = FakeSession { answer: Some(answer), ..Default::default() };
+        let mut ctx = FakeSession { answer: Some(answer.clone()), ..Default::default() };
         let Some(Value::Many(shown)) = Timeit.run(&call("timeit", "-a -o f()", None), &mut ctx).unwrap() else { panic!() };
         assert_eq!(shown[0], Value::text("2.5 ms ± 0 ns per loop (mean ± std. dev. of 1 run, 100 loops each)\n1 allocation (78.1 KiB) per loop"));
         let Value::Result(repr) = &shown[1] else { panic!() };
