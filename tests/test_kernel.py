@@ -330,6 +330,20 @@ def test_env_round_trip_into_user_code(kernel):
     assert "'RJK_TEST_VALUE': 'hello world'" in listing
 
 
+def test_env_value_from_rust_expressions(kernel):
+    # `{expr}` is computed in the session and set in the user process and the kernel, in one cell.
+    kernel.ok("let env_threads = 3usize;")
+    assert kernel.ok("%env RJK_TEST_EXPR={env_threads * 2}x{{y}}").stdout == "env: RJK_TEST_EXPR=6x{y}\n"
+    assert kernel.result('std::env::var("RJK_TEST_EXPR").unwrap()') == '"6x{y}"'
+    assert kernel.result("%env RJK_TEST_EXPR") == "'6x{y}'"
+    # A NUL is refused and set nowhere; an expression that does not compile is its error.
+    kernel.error('%env RJK_TEST_EXPR={"a\\0b"}', "UsageError", "NUL")
+    assert kernel.result('std::env::var("RJK_TEST_EXPR").unwrap()') == '"6x{y}"'
+    kernel.error("%env RJK_TEST_EXPR={no_such_variable_here}", "CompilationError", "no_such_variable_here")
+    assert kernel.result("%env RJK_TEST_EXPR") == "'6x{y}'"
+    assert kernel.result("env_threads") == "3"
+
+
 def test_env_errors_and_help(kernel):
     kernel.ok("let survives_magic_errors = 1;")
     content = kernel.error("%env NOT_SET_ANYWHERE_123", "UsageError")

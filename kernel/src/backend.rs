@@ -125,6 +125,10 @@ pub trait Backend {
     /// restarted user process) and in the running user process, without a restart.
     fn set_env(&mut self, name: &str, value: &str) -> Result<(), CellError>;
 
+    /// [`Backend::set_env`] without the running user process: for a value that a cell has set
+    /// there itself (`%env NAME={expr}` computes and sets it with one compile).
+    fn set_env_in_kernel(&mut self, name: &str, value: &str) -> Result<(), CellError>;
+
     /// The one-time work a first cell would otherwise wait for, done while the kernel is idle after
     /// start (the dispatch core calls it once, when no request is waiting and no cell has run). It
     /// shows nothing, and a failure only leaves the work to the first cell that needs it. Returns

@@ -71,6 +71,10 @@ impl<B: Backend + ?Sized> Context for Session<'_, '_, B> {
         self.backend.set_env(name, value).map_err(|e| MagicError::new(e.ename, e.evalue))
     }
 
+    fn set_env_in_kernel(&mut self, name: &str, value: &str) -> Result<(), MagicError> {
+        self.backend.set_env_in_kernel(name, value).map_err(|e| MagicError::new(e.ename, e.evalue))
+    }
+
     fn result_part(&self, mime: &str, text: &str) -> String {
         self.backend.result_part(mime, text)
     }

@@ -407,6 +407,16 @@ impl Backend for EvcxrBackend {
     }
 
     fn set_env(&mut self, name: &str, value: &str) -> Result<(), CellError> {
+        self.set_env_in_kernel(name, value)?;
+        // The running user process: the next cell sees it, nothing restarts.
+        let code = format!("unsafe {{ ::std::env::set_var({name:?}, {value:?}); }}");
+        self.execute(&code, &discard).map(|_| ()).map_err(|e| {
+            let evalue = format!("the kernel has {name}={value}, but the user process could not be updated: {}", e.evalue);
+            CellError::new(&e.ename, evalue)
+        })
+    }
+
+    fn set_env_in_kernel(&mut self, name: &str, value: &str) -> Result<(), CellError> {
         // This process: cargo and rustc inherit it, and so does a restarted user process; a
         // variable the kernel sets for its builds is the cells' only.
         if !crate::build_env::set_for_cells(name, value) {
@@ -416,12 +426,7 @@ impl Backend for EvcxrBackend {
             // The cells' flags ([`build_environment`]) with the learner's after them.
             self.execute(&format!(":build_env {ENCODED_RUSTFLAGS}={}", encoded(&cell_rustflags(value))), &discard)?;
         }
-        // The running user process: the next cell sees it, nothing restarts.
-        let code = format!("unsafe {{ ::std::env::set_var({name:?}, {value:?}); }}");
-        self.execute(&code, &discard).map(|_| ()).map_err(|e| {
-            let evalue = format!("the kernel has {name}={value}, but the user process could not be updated: {}", e.evalue);
-            CellError::new(&e.ename, evalue)
-        })
+        Ok(())
     }
 
     fn variables(&self) -> Vec<String> {

@@ -87,6 +87,9 @@ impl Backend for Fake {
     fn set_env(&mut self, _name: &str, _value: &str) -> Result<(), CellError> {
         Ok(())
     }
+    fn set_env_in_kernel(&mut self, _name: &str, _value: &str) -> Result<(), CellError> {
+        Ok(())
+    }
     fn interruptible(&mut self, work: &mut dyn FnMut()) -> bool {
         work();
         self.interrupt_compiles

@@ -44,6 +44,9 @@ impl Backend for Unavailable {
         std::env::set_var(name, value);
         Ok(())
     }
+    fn set_env_in_kernel(&mut self, name: &str, value: &str) -> Result<(), CellError> {
+        self.set_env(name, value)
+    }
 }
 
 #[cfg(test)]

@@ -52,12 +52,36 @@ the next cell sees it, e.g. RAYON_NUM_THREADS). Nothing is restarted."
         if name.contains(char::is_whitespace) {
             return Err(MagicError::usage(format!("refusing to set env var with whitespace: '{value}'")));
         }
-        let value = expand(value, ctx)?;
-        let value = value.as_str();
-        if name.contains('\0') || value.contains('\0') {
-            return Err(MagicError::usage("environment variables cannot contain NUL"));
+        const NUL: &str = "environment variables cannot contain NUL";
+        if name.contains('\0') {
+            return Err(MagicError::usage(NUL));
         }
-        ctx.set_env(name, value)?;
+        let value = match EnvValue::parse(value)? {
+            EnvValue::Plain(value) => {
+                if value.contains('\0') {
+                    return Err(MagicError::usage(NUL));
+                }
+                ctx.set_env(name, &value)?;
+                value
+            }
+            EnvValue::Computed(string) => {
+                // One compile computes the value and sets it in the user process (not when it
+                // has a NUL); then the kernel's side.
+                let part = ctx.result_part(VALUE_MIME, "__rjk_v");
+                let code = format!(
+                    "{{ let __rjk_v: ::std::string::String = {string}; \
+                     if !__rjk_v.contains('\\0') {{ unsafe {{ ::std::env::set_var({name:?}, &__rjk_v); }} }} {part} }}\n()"
+                );
+                let shown = ctx.run_rust(&code)?;
+                let value = shown.and_then(|b| b.get(VALUE_MIME).cloned()).ok_or_else(|| MagicError::new("ValueError", "%env: the value has no text to put in the variable"))?;
+                let value = value.strip_suffix('\n').unwrap_or(&value).to_string();
+                if value.contains('\0') {
+                    return Err(MagicError::usage(NUL));
+                }
+                ctx.set_env_in_kernel(name, &value)?;
+                value
+            }
+        };
         Ok(Some(Value::text(format!("env: {name}={value}"))))
     }
 }
@@ -65,33 +89,49 @@ the next cell sees it, e.g. RAYON_NUM_THREADS). Nothing is restarted."
 /// The MIME type an expanded `{expr}`'s value comes back under.
 const VALUE_MIME: &str = "application/x-rjk-env-value";
 
-/// IPython's variable expansion in `%env`'s value: `{expr}` becomes the value of the Rust
+/// `%env`'s value, after IPython's variable expansion: `{expr}` is the value of the Rust
 /// expression `expr` in the session (its `Display`), `{{` and `}}` are braces.
-fn expand(value: &str, ctx: &mut dyn Context) -> Result<String, MagicError> {
-    let mut out = String::new();
-    let mut rest = value;
-    while let Some(at) = rest.find(['{', '}']) {
-        out.push_str(&rest[..at]);
-        let (brace, after) = (&rest[at..at + 1], &rest[at + 1..]);
-        if after.starts_with(brace) {
-            out.push_str(brace);
-            rest = &after[1..];
-            continue;
+#[derive(Debug, PartialEq)]
+enum EnvValue {
+    /// No `{expr}`: the text itself.
+    Plain(String),
+    /// Rust code of a `String` expression that builds the value in the session.
+    Computed(String),
+}
+
+impl EnvValue {
+    fn parse(value: &str) -> Result<EnvValue, MagicError> {
+        let (mut text, mut pieces, mut computed) = (String::new(), Vec::new(), false);
+        let mut rest = value;
+        while let Some(at) = rest.find(['{', '}']) {
+            text.push_str(&rest[..at]);
+            let (brace, after) = (&rest[at..at + 1], &rest[at + 1..]);
+            if after.starts_with(brace) {
+                text.push_str(brace);
+                rest = &after[1..];
+                continue;
+            }
+            if brace == "}" {
+                return Err(MagicError::usage("%env: a `}` without its `{` (write `}}` for a brace)"));
+            }
+            let end = after.find('}').ok_or_else(|| MagicError::usage("%env: a `{` without its `}` (write `{{` for a brace)"))?;
+            let expr = after[..end].trim();
+            if expr.is_empty() {
+                return Err(MagicError::usage("%env: `{}` names no expression (write `{{}}` for braces)"));
+            }
+            pieces.push(format!("{:?}", std::mem::take(&mut text)));
+            pieces.push(format!("&::std::string::ToString::to_string(&({expr}))"));
+            computed = true;
+            rest = &after[end + 1..];
         }
-        if brace == "}" {
-            return Err(MagicError::usage("%env: a `}` without its `{` (write `}}` for a brace)"));
+        text.push_str(rest);
+        if !computed {
+            return Ok(EnvValue::Plain(text));
         }
-        let end = after.find('}').ok_or_else(|| MagicError::usage("%env: a `{` without its `}` (write `{{` for a brace)"))?;
-        let expr = after[..end].trim();
-        // The value comes back under a MIME type of its own, beside the block's `()`.
-        let code = ctx.result_part(VALUE_MIME, expr);
-        let shown = ctx.run_rust(&format!("{{ {code} }}\n()"))?;
-        let text = shown.and_then(|b| b.get(VALUE_MIME).cloned()).ok_or_else(|| MagicError::new("ValueError", format!("%env: `{expr}` has no value to put in the variable")))?;
-        out.push_str(text.trim_end_matches('\n'));
-        rest = &after[end + 1..];
+        pieces.push(format!("{text:?}"));
+        let pushes: String = pieces.iter().map(|p| format!("__rjk_s.push_str({p}); ")).collect();
+        Ok(EnvValue::Computed(format!("{{ let mut __rjk_s = ::std::string::String::new(); {pushes}__rjk_s }}")))
     }
-    out.push_str(rest);
-    Ok(out)
 }
 
 fn text(s: String) -> MimeBundle {
@@ -146,10 +186,25 @@ mod tests {
         let answer = MimeBundle::from([(VALUE_MIME.to_string(), "4".to_string()), ("text/plain".to_string(), "()".to_string())]);
         let mut ctx = FakeEnv { answer: Some(answer), ..Default::default() };
         assert_eq!(shown(env(&mut ctx, "RAYON_NUM_THREADS={threads}").unwrap()), "env: RAYON_NUM_THREADS=4");
-        assert_eq!(ctx.ran, [format!("{{ report({VALUE_MIME:?}, threads); }}\n()")]);
+        // One compile: the value is computed and set in the user process, then in the kernel.
+        assert_eq!(ctx.ran.len(), 1);
+        let ran = &ctx.ran[0];
+        assert!(ran.contains(r#"__rjk_s.push_str(""); __rjk_s.push_str(&::std::string::ToString::to_string(&(threads)));"#), "{ran}");
+        assert!(ran.contains(r#"::std::env::set_var("RAYON_NUM_THREADS", &__rjk_v);"#), "{ran}");
+        assert!(ran.contains(&format!("report({VALUE_MIME:?}, __rjk_v);")), "{ran}");
+        assert_eq!(ctx.env, [("RAYON_NUM_THREADS".to_string(), "4".to_string())]);
+        // The session computes the whole value.
+        ctx.answer = Some(MimeBundle::from([(VALUE_MIME.to_string(), "{\"a\": 4}\n".to_string())]));
         assert_eq!(shown(env(&mut ctx, "J={{\"a\": {n * 2}}}").unwrap()), "env: J={\"a\": 4}");
+        assert!(ctx.ran[1].contains(r#"__rjk_s.push_str("{\"a\": "); __rjk_s.push_str(&::std::string::ToString::to_string(&(n * 2))); __rjk_s.push_str("}");"#), "{}", ctx.ran[1]);
         assert!(env(&mut ctx, "X={oops").unwrap_err().evalue.contains("without its `}`"));
         assert!(env(&mut ctx, "X=a}b").is_err());
+        assert!(env(&mut ctx, "X={ }").unwrap_err().evalue.contains("names no expression"));
+        assert_eq!(
+            EnvValue::parse("a{x}b{{").unwrap(),
+            EnvValue::Computed(r#"{ let mut __rjk_s = ::std::string::String::new(); __rjk_s.push_str("a"); __rjk_s.push_str(&::std::string::ToString::to_string(&(x))); __rjk_s.push_str("b{"); __rjk_s }"#.into())
+        );
+        assert_eq!(EnvValue::parse("{{a}}").unwrap(), EnvValue::Plain("{a}".into()));
         assert_eq!(ctx.ran.len(), 2, "plain values run nothing");
         assert_eq!(shown(env(&mut ctx, "PLAIN=1").unwrap()), "env: PLAIN=1");
         assert_eq!(ctx.ran.len(), 2);

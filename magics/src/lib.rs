@@ -108,6 +108,9 @@ pub trait Context {
     /// Sets a variable in the kernel process (later compiles see it) and in the user
     /// process (later cells see it).
     fn set_env(&mut self, name: &str, value: &str) -> Result<(), MagicError>;
+    /// [`Context::set_env`] for the kernel process only: for a value that code given to
+    /// [`Context::run_rust`] has set in the user process already.
+    fn set_env_in_kernel(&mut self, name: &str, value: &str) -> Result<(), MagicError>;
     /// A Rust statement that, run in code given to [`Context::run_rust`], adds the text of
     /// `text` (an expression of a `Display` type) to the bundle it returns, under `mime`.
     fn result_part(&self, mime: &str, text: &str) -> String;

@@ -41,6 +41,9 @@ impl Context for FakeSession {
         self.env.push((name.into(), value.into()));
         Ok(())
     }
+    fn set_env_in_kernel(&mut self, name: &str, value: &str) -> Result<(), MagicError> {
+        self.set_env(name, value)
+    }
     fn result_part(&self, mime: &str, text: &str) -> String {
         format!("report({mime:?}, {text});")
     }

@@ -192,6 +192,10 @@ impl<B: Backend, C: Compile> Backend for JitBackend<B, C> {
         self.inner.set_env(name, value)
     }
 
+    fn set_env_in_kernel(&mut self, name: &str, value: &str) -> Result<(), CellError> {
+        self.inner.set_env_in_kernel(name, value)
+    }
+
     fn interruptible(&mut self, work: &mut dyn FnMut()) -> bool {
         self.inner.interruptible(work)
     }
