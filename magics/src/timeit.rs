@@ -193,16 +193,13 @@ Example:
         let keep = call.assign_to.clone().or(options.save_to.clone());
         // A new variable is timed and defined in one compile; one that exists is replaced only
         // once the timing has finished, by a cell of its own (an interrupt keeps the old value).
-        let (keep_now, keep_after) = match keep {
-            Some(name) if !ctx.variables().contains(&name) => (Some(name), None),
-            other => (None, other),
-        };
-        let value = match &keep_now {
-            None => ctx.run_rust(&code)?.and_then(|b| b.get("text/plain").cloned()),
-            Some(name) => {
+        let defined_by_harness = keep.as_ref().is_some_and(|name| !ctx.variables().contains(name));
+        let value = match &keep {
+            Some(name) if defined_by_harness => {
                 let part = ctx.result_part(RUNS_MIME, "format!(\"{:?}\", __rjk_r)");
                 ctx.run_rust(&keep_code(name, &code, &options, &part))?.and_then(|b| b.get(RUNS_MIME).cloned())
             }
+            _ => ctx.run_rust(&code)?.and_then(|b| b.get("text/plain").cloned()),
         }
         .unwrap_or_default();
         let Runs { loops, all_runs, allocations } =
@@ -224,12 +221,12 @@ Example:
                 None => shown.push(Value::text(line.clone())),
             }
         }
-        if let Some(name) = &keep_after {
+        if let Some(name) = keep.as_ref().filter(|_| !defined_by_harness) {
             let result = result_value(&all_runs, loops, options.precision, allocations.filter(|_| options.allocations));
             ctx.run_rust(&format!("{}\nlet {name} = {result};", result_type()))?;
         }
         // A kept result is the session's variable; `-o` alone shows it.
-        if options.output && keep_now.is_none() && keep_after.is_none() {
+        if options.output && keep.is_none() {
             let repr = match &allocations_text {
                 Some(second) => format!("<TimeitResult : {line}; {second}>"),
                 None => format!("<TimeitResult : {line}>"),
