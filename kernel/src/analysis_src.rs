@@ -1,17 +1,18 @@
 //! The std sources rust-analyzer reads (`RUST_SRC_PATH`) to know std's types: `core`, `alloc`,
 //! `std` and what they include by path, without tests, benches and `core::arch` (16 MB of
 //! intrinsics no lesson uses), and **with every function body but a `const fn`'s replaced by
-//! `{ loop {} }`**. rust-analyzer needs std's signatures, not its bodies, to infer a cell's types
-//! (a `const fn` may size an array type); its hover still shows std's docs. Its first analysis of
-//! a session parses all of std: 13.9 MB instead of 25, 10.5 MB of which with signatures only, ~2 s
-//! less before a kernel's first cell on a 2-core machine (docs/benchmarks.md).
+//! `{ loop {} }`**, those that std's `macro_rules!` write out included. rust-analyzer needs std's
+//! signatures, not its bodies, to infer a cell's types (a `const fn` may size an array type); its
+//! hover still shows std's docs. Its first analysis of a session parses all of std and expands its
+//! macros: 13.9 MB instead of 25, 10.5 MB of which with signatures only, ~2 s less before a kernel's
+//! first cell on a 2-core machine; the macros' bodies, ~0.9 s more (docs/benchmarks.md).
 //!
 //! Built once per toolchain in the cache; `None` when `rust-src` is missing (rust-analyzer then goes
 //! without std's sources).
 
 use std::path::{Path, PathBuf};
 
-use ra_ap_syntax::{ast, AstNode, Edition, SourceFile, TextRange};
+use ra_ap_syntax::{ast, AstNode, Edition, SourceFile, SyntaxElement, SyntaxKind, SyntaxNode, TextRange};
 
 use crate::cache::Caches;
 use crate::setup::Toolchain;
@@ -20,7 +21,7 @@ use crate::setup::Toolchain;
 const NO_BODY: &str = "{ loop {} }";
 
 /// Names this form of the sources in the cache (a new form, a new directory).
-const FORM: &str = "signatures";
+const FORM: &str = "signatures-2";
 
 /// The directory to name in `RUST_SRC_PATH`, built if needed.
 pub fn prepare(caches: &Caches, toolchain: &Toolchain) -> Option<PathBuf> {
@@ -73,19 +74,25 @@ fn copy_sources(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 /// `text` with the body of every function that is not a `const fn` replaced by [`NO_BODY`] (the
-/// outermost ones: a function inside a body goes with it); `None` when the file does not parse
-/// cleanly (it is kept as it is). Function bodies inside `macro_rules!` are tokens, not functions:
-/// they stay.
+/// outermost ones: a function inside a body goes with it), also where a `macro_rules!` writes one
+/// out ([`macro_bodies`]); `None` when the file does not parse cleanly (it is kept as it is).
 fn signatures_only(text: &str) -> Option<String> {
     let parse = SourceFile::parse(text, Edition::Edition2024);
     if !parse.errors().is_empty() {
         return None;
     }
+    let mut found: Vec<TextRange> = Vec::new();
+    for node in parse.tree().syntax().descendants() {
+        if let Some(function) = ast::Fn::cast(node.clone()) {
+            found.extend(function.body().filter(|_| function.const_token().is_none()).map(|body| body.syntax().text_range()));
+        } else if let Some(rules) = ast::MacroRules::cast(node) {
+            found.extend(rules.token_tree().map(|tree| macro_bodies(tree.syntax())).unwrap_or_default());
+        }
+    }
+    // Outermost first: a body inside a replaced one goes with it.
+    found.sort_by_key(|range| (range.start(), std::cmp::Reverse(range.end())));
     let mut bodies: Vec<TextRange> = Vec::new();
-    // Pre-order: an outer body comes before the bodies inside it.
-    for function in parse.tree().syntax().descendants().filter_map(ast::Fn::cast) {
-        let Some(body) = function.body().filter(|_| function.const_token().is_none()) else { continue };
-        let range = body.syntax().text_range();
+    for range in found {
         if bodies.last().is_none_or(|outer| !outer.contains_range(range)) {
             bodies.push(range);
         }
@@ -101,12 +108,61 @@ fn signatures_only(text: &str) -> Option<String> {
     Some(out)
 }
 
+/// The function bodies a `macro_rules!` (its token tree: `{ (matcher) => {transcriber}; ... }`)
+/// writes out: in its transcribers, a `{...}` after `fn NAME` (or `fn $name`) and its signature,
+/// unless the `fn` is a `const fn`. Most of what rust-analyzer expands at a session's start is
+/// std's macros, and a body is most of what they write. Matchers are left alone (a literal `{` there
+/// is matched against the macro's input), and so are `macro_rules!` written by a macro.
+fn macro_bodies(rules: &SyntaxNode) -> Vec<TextRange> {
+    let mut bodies = Vec::new();
+    let trees = rules.children().filter(|child| child.kind() == SyntaxKind::TOKEN_TREE);
+    for transcriber in trees.skip(1).step_by(2) {
+        transcriber_bodies(&transcriber, &mut bodies);
+    }
+    bodies
+}
+
+fn transcriber_bodies(tree: &SyntaxNode, bodies: &mut Vec<TextRange>) {
+    let parts: Vec<SyntaxElement> = tree.children_with_tokens().filter(|part| !part.kind().is_trivia()).collect();
+    let text = |part: Option<&SyntaxElement>| part.and_then(|p| p.as_token().map(|t| t.text().to_string())).unwrap_or_default();
+    let opens = |part: &SyntaxElement, delimiter: &str| part.as_node().and_then(|n| n.first_token()).is_some_and(|t| t.text() == delimiter);
+    let mut skip_until = 0;
+    for (i, part) in parts.iter().enumerate() {
+        if let Some(node) = part.as_node() {
+            // A macro written by the macro: its matchers are patterns.
+            let defines_macro = i >= 3 && text(parts.get(i - 3)) == "macro_rules";
+            if i >= skip_until && !defines_macro {
+                transcriber_bodies(node, bodies);
+            }
+            continue;
+        }
+        let before = |back: usize| if i >= back { text(parts.get(i - back)) } else { String::new() };
+        let named = parts.get(i + 1).and_then(|p| p.as_token()).is_some_and(|t| t.kind() == SyntaxKind::IDENT || t.text() == "$");
+        if text(Some(part)) != "fn" || !named || before(1) == "const" || before(2) == "const" {
+            continue;
+        }
+        for (j, next) in parts.iter().enumerate().skip(i + 2) {
+            if opens(next, "{") {
+                bodies.push(next.text_range());
+                skip_until = j + 1;
+                break;
+            }
+            if next.as_token().is_some_and(|t| STOP.contains(&t.text())) {
+                break;
+            }
+        }
+    }
+}
+
+/// Where a function's signature cannot go on: its end without a body, or the next item.
+const STOP: &[&str] = &[";", "#", "fn", "impl", "struct", "enum", "trait", "mod", "pub", "static", "type", "use", "let", "const", "macro_rules"];
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn bodies_go_signatures_docs_consts_and_macros_stay() {
+    fn bodies_go_signatures_docs_and_consts_stay() {
         let text = "/// Docs.\npub fn f(x: u8) -> u8 {\n    fn inner() {}\n    x + 1\n}\npub const fn size() -> usize { 8 }\n\
                     impl S { pub fn g(&self) -> [u8; size()] { [0; 8] } }\ntrait T { fn d(&self) { let _ = 1; } fn r(&self); }\n\
                     macro_rules! m { () => { fn in_macro() { 1; } } }\nconst C: u8 = { 1 + 2 };\n";
@@ -115,8 +171,15 @@ mod tests {
             stripped,
             "/// Docs.\npub fn f(x: u8) -> u8 { loop {} }\npub const fn size() -> usize { 8 }\n\
              impl S { pub fn g(&self) -> [u8; size()] { loop {} } }\ntrait T { fn d(&self) { loop {} } fn r(&self); }\n\
-             macro_rules! m { () => { fn in_macro() { 1; } } }\nconst C: u8 = { 1 + 2 };\n"
+             macro_rules! m { () => { fn in_macro() { loop {} } } }\nconst C: u8 = { 1 + 2 };\n"
         );
         assert_eq!(signatures_only("fn broken( {"), None, "a file that does not parse is kept as it is");
+    }
+
+    #[test]
+    fn macros_lose_the_bodies_they_write_not_their_patterns() {
+        let text = "macro_rules! ops {\n    ($t:ty, fn $name:ident() { $($body:tt)* }) => {\n        impl Add for $t { fn add(self, o: $t) -> $t where $t: Copy { self + o } }\n        pub const fn c() -> usize { 1 }\n        pub const unsafe fn cu() -> usize { 2 }\n        fn $name(x: fn(u8) -> u8) -> [u8; 2] { x(1); [0; 2] }\n        fn declared(&self);\n        fn from_block() -> u8 $body\n        impl Other { fn kept_apart() {} }\n        type F = fn(u8);\n        impl Z { }\n        macro_rules! inner { (fn a() { x }) => { fn b() { y } } }\n        $( fn $rep() { $rep } )*\n    };\n}\n";
+        let want = "macro_rules! ops {\n    ($t:ty, fn $name:ident() { $($body:tt)* }) => {\n        impl Add for $t { fn add(self, o: $t) -> $t where $t: Copy { loop {} } }\n        pub const fn c() -> usize { 1 }\n        pub const unsafe fn cu() -> usize { 2 }\n        fn $name(x: fn(u8) -> u8) -> [u8; 2] { loop {} }\n        fn declared(&self);\n        fn from_block() -> u8 $body\n        impl Other { fn kept_apart() { loop {} } }\n        type F = fn(u8);\n        impl Z { }\n        macro_rules! inner { (fn a() { x }) => { fn b() { y } } }\n        $( fn $rep() { loop {} } )*\n    };\n}\n";
+        assert_eq!(signatures_only(text).expect("parses"), want);
     }
 }
