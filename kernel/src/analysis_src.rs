@@ -9,17 +9,12 @@
 //!
 //! Built once per toolchain in the cache; `None` when `rust-src` is missing (rust-analyzer then goes
 //! without std's sources).
-//!
-//! The session's dependencies from a registry (ndarray, rayon and theirs) are read the same way:
-//! rust-analyzer learns where they are from `cargo metadata`, which the cargo front answers with
-//! [`rewrite_metadata`]: each registry package points at a copy of its directory with signatures
-//! only ([`DEPS_VAR`] names where copies are found and made). cargo's builds never see the copies.
 
 use std::path::{Path, PathBuf};
 
 use ra_ap_syntax::{ast, AstNode, Edition, SourceFile, SyntaxElement, SyntaxKind, SyntaxNode, TextRange};
 
-use crate::cache::{self, Caches};
+use crate::cache::Caches;
 use crate::setup::Toolchain;
 
 /// What a stripped body becomes: a block of type `!`, which any return type accepts.
@@ -54,76 +49,6 @@ pub fn prepare(caches: &Caches, toolchain: &Toolchain) -> Option<PathBuf> {
             None
         }
     }
-}
-
-/// Set for the kernel's builds (not the cells'): where copies of registry packages with signatures
-/// only are found, the own cache's directory (where they are made) first, then the shared cache's.
-pub const DEPS_VAR: &str = "RJK_ANALYSIS_DEPS";
-
-/// Names [`DEPS_VAR`] for this session (the kernel's environment, before evcxr starts).
-pub fn set_dependency_view(caches: &Caches) {
-    let name = Path::new("analysis-src").join(format!("deps-{FORM}-{}", env!("CARGO_PKG_VERSION")));
-    let dirs = std::iter::once(caches.own.join(&name)).chain(caches.shared.iter().map(|shared| shared.join(&name)));
-    if let Ok(joined) = std::env::join_paths(dirs) {
-        crate::build_env::set_for_builds(DEPS_VAR, joined);
-    }
-}
-
-/// `cargo metadata`'s JSON with every package from a registry (whose sources never change) moved
-/// to its copy with signatures only, made if needed: its `manifest_path` and its targets'
-/// `src_path`. A package whose copy cannot be made stays where it is. `dirs`: [`DEPS_VAR`]'s.
-pub fn rewrite_metadata(metadata: &mut serde_json::Value, dirs: &[PathBuf]) {
-    let Some((own, others)) = dirs.split_first() else { return };
-    let Some(packages) = metadata.get_mut("packages").and_then(|p| p.as_array_mut()) else { return };
-    for package in packages {
-        let source = package["source"].as_str().unwrap_or_default();
-        let Some(manifest) = package["manifest_path"].as_str().map(PathBuf::from) else { continue };
-        let Some(dir) = manifest.parent().filter(|_| source.starts_with("registry+")) else { continue };
-        let Some(dir_name) = dir.file_name() else { continue };
-        let name = format!("{}-{:x}", dir_name.to_string_lossy(), cache::key(&source) & 0xffff_ffff);
-        let found = others.iter().map(|d| d.join(&name)).find(|copy| copy.join(".complete").exists());
-        let copy = match found {
-            Some(copy) => copy,
-            None => {
-                let copy = own.join(&name);
-                let made = copy.join(".complete").exists()
-                    || cache::publish(&copy, |staging| copy_package(dir, staging).and_then(|()| std::fs::write(staging.join(".complete"), "")), |e| e).is_ok();
-                if !made {
-                    continue;
-                }
-                copy
-            }
-        };
-        let moved = |path: &str| Path::new(path).strip_prefix(dir).ok().map(|rest| copy.join(rest).display().to_string());
-        if let Some(path) = moved(&manifest.display().to_string()) {
-            package["manifest_path"] = path.into();
-        }
-        for target in package["targets"].as_array_mut().into_iter().flatten() {
-            if let Some(path) = target["src_path"].as_str().and_then(moved) {
-                target["src_path"] = path.into();
-            }
-        }
-    }
-}
-
-/// A registry package's directory, its Rust files with signatures only (`target` and `.git` left out).
-fn copy_package(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let (path, name) = (entry.path(), entry.file_name());
-        if entry.file_type()?.is_dir() {
-            if name != "target" && name != ".git" {
-                copy_package(&path, &to.join(&name))?;
-            }
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            let text = std::fs::read_to_string(&path)?;
-            std::fs::write(to.join(&name), signatures_only(&text).unwrap_or(text))?;
-        } else if entry.file_type()?.is_file() {
-            std::fs::copy(&path, to.join(&name))?;
-        }
-    }
-    Ok(())
 }
 
 /// Copies a source tree, leaving out `tests` and `benches` directories, with Rust files reduced to
@@ -256,36 +181,5 @@ mod tests {
         let text = "macro_rules! ops {\n    ($t:ty, fn $name:ident() { $($body:tt)* }) => {\n        impl Add for $t { fn add(self, o: $t) -> $t where $t: Copy { self + o } }\n        pub const fn c() -> usize { 1 }\n        pub const unsafe fn cu() -> usize { 2 }\n        fn $name(x: fn(u8) -> u8) -> [u8; 2] { x(1); [0; 2] }\n        fn declared(&self);\n        fn from_block() -> u8 $body\n        impl Other { fn kept_apart() {} }\n        type F = fn(u8);\n        impl Z { }\n        macro_rules! inner { (fn a() { x }) => { fn b() { y } } }\n        $( fn $rep() { $rep } )*\n    };\n}\n";
         let want = "macro_rules! ops {\n    ($t:ty, fn $name:ident() { $($body:tt)* }) => {\n        impl Add for $t { fn add(self, o: $t) -> $t where $t: Copy { loop {} } }\n        pub const fn c() -> usize { 1 }\n        pub const unsafe fn cu() -> usize { 2 }\n        fn $name(x: fn(u8) -> u8) -> [u8; 2] { loop {} }\n        fn declared(&self);\n        fn from_block() -> u8 $body\n        impl Other { fn kept_apart() { loop {} } }\n        type F = fn(u8);\n        impl Z { }\n        macro_rules! inner { (fn a() { x }) => { fn b() { y } } }\n        $( fn $rep() { loop {} } )*\n    };\n}\n";
         assert_eq!(signatures_only(text).expect("parses"), want);
-    }
-
-    #[test]
-    fn registry_packages_move_to_copies_with_signatures_only() {
-        let root = std::env::temp_dir().join(format!("rjk-deps-view-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        let registry = root.join("registry/dep-1.0.0");
-        std::fs::create_dir_all(registry.join("src")).unwrap();
-        std::fs::write(registry.join("Cargo.toml"), "[package]\nname = \"dep\"\n").unwrap();
-        std::fs::write(registry.join("src/lib.rs"), "pub fn f() -> u8 { 1 }\n").unwrap();
-        let path_dep = root.join("local/src/lib.rs");
-        let mut metadata = serde_json::json!({ "packages": [
-            { "source": "registry+https://github.com/rust-lang/crates.io-index", "manifest_path": registry.join("Cargo.toml"),
-              "targets": [{ "src_path": registry.join("src/lib.rs") }] },
-            { "source": null, "manifest_path": root.join("local/Cargo.toml"), "targets": [{ "src_path": path_dep }] },
-        ]});
-        let dirs = [root.join("own"), root.join("shared")];
-        rewrite_metadata(&mut metadata, &dirs);
-        let moved = PathBuf::from(metadata["packages"][0]["targets"][0]["src_path"].as_str().unwrap());
-        assert!(moved.starts_with(root.join("own")), "{moved:?}");
-        assert_eq!(std::fs::read_to_string(&moved).unwrap(), "pub fn f() -> u8 { loop {} }\n");
-        assert_eq!(Path::new(metadata["packages"][0]["manifest_path"].as_str().unwrap()), moved.parent().unwrap().parent().unwrap().join("Cargo.toml"));
-        assert_eq!(metadata["packages"][1]["targets"][0]["src_path"], serde_json::json!(path_dep), "a path dependency stays");
-        // A complete copy in the shared cache is read from there; the own one is not made again.
-        let name = moved.parent().unwrap().parent().unwrap().file_name().unwrap().to_owned();
-        std::fs::create_dir_all(root.join("shared")).unwrap();
-        std::fs::rename(root.join("own").join(&name), root.join("shared").join(&name)).unwrap();
-        let mut same = serde_json::json!({ "packages": [{ "source": "registry+https://github.com/rust-lang/crates.io-index", "manifest_path": registry.join("Cargo.toml"), "targets": [] }] });
-        rewrite_metadata(&mut same, &dirs);
-        assert!(same["packages"][0]["manifest_path"].as_str().unwrap().starts_with(root.join("shared").to_str().unwrap()));
-        let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -113,7 +113,6 @@ pub fn prepare_environment(caches: &Caches, toolchain: &Toolchain) -> std::io::R
             std::env::set_var("RUST_SRC_PATH", src);
         }
     }
-    crate::analysis_src::set_dependency_view(caches);
     crate::user_process::snapshot::ask_for_huge_pages();
     Ok(workspace)
 }

@@ -13,10 +13,8 @@
 //! - **The next `build`** whose key is the plan's, and whose `--extern` files are all there, runs the
 //!   plan's rustc call itself (in this process's place, through the wrapper's code, so the runtime's
 //!   library is still checked), after writing evcxr's "which shared object" file. Anything else
-//!   (another key: a `:dep`, `:build_env`, another kernel binary or toolchain; `check`, `clean`;
-//!   a cargo a cell runs) is the real cargo's, `RJK_REAL_CARGO`.
-//! - **`metadata`** is the real cargo's too, its answer with the registry packages moved to copies
-//!   with signatures only, for rust-analyzer ([`crate::analysis_src::rewrite_metadata`]).
+//!   (another key: a `:dep`, `:build_env`, another kernel binary or toolchain; `check`, `clean`,
+//!   `metadata`; a cargo a cell runs) is the real cargo's, `RJK_REAL_CARGO`.
 //!
 //! rustc's JSON diagnostics go to evcxr as cargo would pass them (evcxr reads rustc's own JSON
 //! as well as cargo's wrapping); a failed build exits non-zero. cargo's fingerprint of the session
@@ -90,38 +88,9 @@ pub fn run_if_front() {
             std::process::exit(slow(&real, &args, &dir, key));
         }
     }
-    if args.first().is_some_and(|a| a == "metadata") {
-        if let Some(dirs) = std::env::var_os(crate::analysis_src::DEPS_VAR) {
-            std::process::exit(metadata(&real, &args, &std::env::split_paths(&dirs).collect::<Vec<_>>()));
-        }
-    }
     let error = Command::new(&real).args(&args).exec();
     eprintln!("error: could not run cargo ({}): {error}", Path::new(&real).display());
     std::process::exit(101);
-}
-
-/// `cargo metadata` (rust-analyzer's way to find the session's dependencies; evcxr's to find crate
-/// names): the real cargo's answer, with the registry packages moved to copies with signatures only
-/// ([`crate::analysis_src::rewrite_metadata`]). Output that is not JSON goes out as it came.
-fn metadata(real: &OsString, args: &[OsString], dirs: &[PathBuf]) -> i32 {
-    let output = match Command::new(real).args(args).stderr(std::process::Stdio::inherit()).output() {
-        Ok(output) => output,
-        Err(error) => {
-            eprintln!("error: could not run cargo ({}): {error}", Path::new(real).display());
-            return 101;
-        }
-    };
-    let mut stdout = output.stdout;
-    if output.status.success() {
-        if let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&stdout) {
-            crate::analysis_src::rewrite_metadata(&mut json, dirs);
-            stdout = json.to_string().into_bytes();
-            stdout.push(b'\n');
-        }
-    }
-    use std::io::Write;
-    let _ = std::io::stdout().write_all(&stdout);
-    output.status.code().unwrap_or(101)
 }
 
 /// Runs the real cargo, asking the wrapper to record the session crate's rustc call; keeps it as
