@@ -21,7 +21,7 @@ use crate::setup::Toolchain;
 const NO_BODY: &str = "{ loop {} }";
 
 /// Names this form of the sources in the cache (a new form, a new directory).
-const FORM: &str = "signatures-2";
+const FORM: &str = "signatures-3";
 
 /// The directory to name in `RUST_SRC_PATH`, built if needed.
 pub fn prepare(caches: &Caches, toolchain: &Toolchain) -> Option<PathBuf> {
@@ -136,9 +136,13 @@ fn transcriber_bodies(tree: &SyntaxNode, bodies: &mut Vec<TextRange>) {
             }
             continue;
         }
-        let before = |back: usize| if i >= back { text(parts.get(i - back)) } else { String::new() };
         let named = parts.get(i + 1).and_then(|p| p.as_token()).is_some_and(|t| t.kind() == SyntaxKind::IDENT || t.text() == "$");
-        if text(Some(part)) != "fn" || !named || before(1) == "const" || before(2) == "const" {
+        if text(Some(part)) != "fn" || !named {
+            continue;
+        }
+        // `const fn`, `const unsafe fn`, `const unsafe extern "C" fn`: kept.
+        let qualifier = parts[..i].iter().rev().map(|p| text(Some(p))).find(|t| !matches!(t.as_str(), "unsafe" | "extern" | "async") && !t.starts_with('"'));
+        if qualifier.as_deref() == Some("const") {
             continue;
         }
         for (j, next) in parts.iter().enumerate().skip(i + 2) {
@@ -178,8 +182,8 @@ mod tests {
 
     #[test]
     fn macros_lose_the_bodies_they_write_not_their_patterns() {
-        let text = "macro_rules! ops {\n    ($t:ty, fn $name:ident() { $($body:tt)* }) => {\n        impl Add for $t { fn add(self, o: $t) -> $t where $t: Copy { self + o } }\n        pub const fn c() -> usize { 1 }\n        pub const unsafe fn cu() -> usize { 2 }\n        fn $name(x: fn(u8) -> u8) -> [u8; 2] { x(1); [0; 2] }\n        fn declared(&self);\n        fn from_block() -> u8 $body\n        impl Other { fn kept_apart() {} }\n        type F = fn(u8);\n        impl Z { }\n        macro_rules! inner { (fn a() { x }) => { fn b() { y } } }\n        $( fn $rep() { $rep } )*\n    };\n}\n";
-        let want = "macro_rules! ops {\n    ($t:ty, fn $name:ident() { $($body:tt)* }) => {\n        impl Add for $t { fn add(self, o: $t) -> $t where $t: Copy { loop {} } }\n        pub const fn c() -> usize { 1 }\n        pub const unsafe fn cu() -> usize { 2 }\n        fn $name(x: fn(u8) -> u8) -> [u8; 2] { loop {} }\n        fn declared(&self);\n        fn from_block() -> u8 $body\n        impl Other { fn kept_apart() { loop {} } }\n        type F = fn(u8);\n        impl Z { }\n        macro_rules! inner { (fn a() { x }) => { fn b() { y } } }\n        $( fn $rep() { loop {} } )*\n    };\n}\n";
+        let text = "macro_rules! ops {\n    ($t:ty, fn $name:ident() { $($body:tt)* }) => {\n        impl Add for $t { fn add(self, o: $t) -> $t where $t: Copy { self + o } }\n        pub const fn c() -> usize { 1 }\n        pub const unsafe fn cu() -> usize { 2 }\n        const unsafe extern \"C\" fn ce() -> usize { 3 }\n        unsafe extern \"C\" fn ue() -> usize { 4 }\n        fn $name(x: fn(u8) -> u8) -> [u8; 2] { x(1); [0; 2] }\n        fn declared(&self);\n        fn from_block() -> u8 $body\n        impl Other { fn kept_apart() {} }\n        type F = fn(u8);\n        impl Z { }\n        macro_rules! inner { (fn a() { x }) => { fn b() { y } } }\n        $( fn $rep() { $rep } )*\n    };\n}\n";
+        let want = "macro_rules! ops {\n    ($t:ty, fn $name:ident() { $($body:tt)* }) => {\n        impl Add for $t { fn add(self, o: $t) -> $t where $t: Copy { loop {} } }\n        pub const fn c() -> usize { 1 }\n        pub const unsafe fn cu() -> usize { 2 }\n        const unsafe extern \"C\" fn ce() -> usize { 3 }\n        unsafe extern \"C\" fn ue() -> usize { loop {} }\n        fn $name(x: fn(u8) -> u8) -> [u8; 2] { loop {} }\n        fn declared(&self);\n        fn from_block() -> u8 $body\n        impl Other { fn kept_apart() { loop {} } }\n        type F = fn(u8);\n        impl Z { }\n        macro_rules! inner { (fn a() { x }) => { fn b() { y } } }\n        $( fn $rep() { loop {} } )*\n    };\n}\n";
         assert_eq!(signatures_only(text).expect("parses"), want);
     }
 }
