@@ -124,25 +124,24 @@ fn macro_bodies(rules: &SyntaxNode) -> Vec<TextRange> {
 
 fn transcriber_bodies(tree: &SyntaxNode, bodies: &mut Vec<TextRange>) {
     let parts: Vec<SyntaxElement> = tree.children_with_tokens().filter(|part| !part.kind().is_trivia()).collect();
-    let text = |part: Option<&SyntaxElement>| part.and_then(|p| p.as_token().map(|t| t.text().to_string())).unwrap_or_default();
     let opens = |part: &SyntaxElement, delimiter: &str| part.as_node().and_then(|n| n.first_token()).is_some_and(|t| t.text() == delimiter);
     let mut skip_until = 0;
     for (i, part) in parts.iter().enumerate() {
         if let Some(node) = part.as_node() {
             // A macro written by the macro: its matchers are patterns.
-            let defines_macro = i >= 3 && text(parts.get(i - 3)) == "macro_rules";
+            let defines_macro = i >= 3 && text(&parts[i - 3]) == "macro_rules";
             if i >= skip_until && !defines_macro {
                 transcriber_bodies(node, bodies);
             }
             continue;
         }
         let named = parts.get(i + 1).and_then(|p| p.as_token()).is_some_and(|t| t.kind() == SyntaxKind::IDENT || t.text() == "$");
-        if text(Some(part)) != "fn" || !named {
+        if text(part) != "fn" || !named {
             continue;
         }
         // `const fn`, `const unsafe fn`, `const unsafe extern "C" fn`: kept.
-        let qualifier = parts[..i].iter().rev().map(|p| text(Some(p))).find(|t| !matches!(t.as_str(), "unsafe" | "extern" | "async") && !t.starts_with('"'));
-        if qualifier.as_deref() == Some("const") {
+        let qualifier = parts[..i].iter().rev().map(text).find(|t| !matches!(*t, "unsafe" | "extern" | "async") && !t.starts_with('"'));
+        if qualifier == Some("const") {
             continue;
         }
         for (j, next) in parts.iter().enumerate().skip(i + 2) {
@@ -156,6 +155,11 @@ fn transcriber_bodies(tree: &SyntaxNode, bodies: &mut Vec<TextRange>) {
             }
         }
     }
+}
+
+/// A token's text; "" for a token tree.
+fn text(part: &SyntaxElement) -> &str {
+    part.as_token().map_or("", |t| t.text())
 }
 
 /// Where a function's signature cannot go on: its end without a body, or the next item.
