@@ -4,7 +4,9 @@
 //! through the kernel's own dispatch (magics included) as a learner would run them: their
 //! `:dep` lines are built with the same features, in the same order, and their `#[jit]` and
 //! `#[vectorize]` functions are compiled into the cache with the same keys a learner's run
-//! computes. A cell that fails is reported and the run goes on.
+//! computes. A cell that fails is reported and the run goes on. Last, a session starts from the
+//! seed as a learner's first kernel does, so rust-analyzer's questions to cargo have their answers
+//! in the cache (`cargo_front::answers`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -68,6 +70,9 @@ pub fn build(cache: &Path, toolchain: &Toolchain, notebooks: &[PathBuf]) -> anyh
         runs.push(run);
     }
     workspace::save_seed(cache, &workspace.build)?;
+    // Once more as a learner's kernel starts, from the seed, so that what rust-analyzer asks cargo
+    // then is answered from the cache at the learner's first start (`cargo_front::answers`).
+    drop(setup::start_session(None, &caches, &workspace, toolchain, no_input())?);
     Ok(Built { took: started.elapsed(), notebooks: runs })
 }
 

@@ -13,8 +13,11 @@
 //! - **The next `build`** whose key is the plan's, and whose `--extern` files are all there, runs the
 //!   plan's rustc call itself (in this process's place, through the wrapper's code, so the runtime's
 //!   library is still checked), after writing evcxr's "which shared object" file. Anything else
-//!   (another key: a `:dep`, `:build_env`, another kernel binary or toolchain; `check`, `clean`,
-//!   `metadata`; a cargo a cell runs) is the real cargo's, `RJK_REAL_CARGO`.
+//!   (another key: a `:dep`, `:build_env`, another kernel binary or toolchain; `check`, `clean`;
+//!   a cargo a cell runs) is the real cargo's, `RJK_REAL_CARGO`.
+//! - **What rust-analyzer asks cargo** when it loads the session crate (`metadata`,
+//!   `locate-project`, `rustc --print cfg`, ...) is answered from the cache while what cargo read
+//!   for the answer holds ([`answers`]).
 //!
 //! rustc's JSON diagnostics go to evcxr as cargo would pass them (evcxr reads rustc's own JSON
 //! as well as cargo's wrapping); a failed build exits non-zero. cargo's fingerprint of the session
@@ -54,7 +57,7 @@ const RECORD: &str = "target/rjk-cell-build.record.json";
 /// named by `RUSTUP_TOOLCHAIN` (this process's environment: call before any thread starts), with the
 /// real cargo in `RJK_REAL_CARGO`; returns its `bin`, for the caller to put first on `PATH`. `None`
 /// with `RUST_JIT_KERNEL_CARGO_FRONT=off`.
-pub fn prepare(slot: &Path, real_bin: &Path) -> std::io::Result<Option<PathBuf>> {
+pub fn prepare(slot: &Path, real_bin: &Path, answers: &Path) -> std::io::Result<Option<PathBuf>> {
     if std::env::var_os(SWITCH_VAR).is_some_and(|v| v == "off") {
         return Ok(None);
     }
@@ -64,6 +67,7 @@ pub fn prepare(slot: &Path, real_bin: &Path) -> std::io::Result<Option<PathBuf>>
     let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink(std::env::current_exe()?, &link)?;
     std::env::set_var(REAL_CARGO_VAR, real_bin.join("cargo"));
+    std::env::set_var(answers::DIR_VAR, answers);
     crate::build_env::set_for_builds("RUSTUP_TOOLCHAIN", slot.join("toolchain"));
     Ok(Some(bin))
 }
@@ -79,6 +83,11 @@ pub fn run_if_front() {
         eprintln!("error: this is rust-jit-kernel's cargo front, started without {REAL_CARGO_VAR}");
         std::process::exit(101);
     };
+    if let (true, Some(kept), Ok(dir)) = (answers::is_question(&args), std::env::var_os(answers::DIR_VAR), std::env::current_dir()) {
+        let (answer, status) = answers::answer(&real, &args, &dir, Path::new(&kept));
+        answer.give();
+        std::process::exit(status);
+    }
     if args.first().is_some_and(|a| a == "build") {
         if let Ok(dir) = std::env::current_dir() {
             let key = key(&args, &dir, std::env::vars_os().collect());
@@ -138,6 +147,16 @@ fn key(args: &[OsString], dir: &Path, mut env: Vec<(OsString, OsString)>) -> u64
     dir.hash(&mut hasher);
     env.sort();
     env.hash(&mut hasher);
+    for file in cargo_files(dir, &env) {
+        std::fs::read(&file).ok().hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
+/// The files cargo reads in `dir` before anything else: the manifest, the lock file and the cargo
+/// configuration files that apply (the directory's and its parents' `.cargo/config.toml`,
+/// `CARGO_HOME`'s). `env`: the process's environment.
+fn cargo_files(dir: &Path, env: &[(OsString, OsString)]) -> Vec<PathBuf> {
     let var = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| PathBuf::from(v));
     let mut files = vec![dir.join("Cargo.toml"), dir.join("Cargo.lock")];
     for ancestor in dir.ancestors() {
@@ -148,10 +167,7 @@ fn key(args: &[OsString], dir: &Path, mut env: Vec<(OsString, OsString)>) -> u64
         files.push(home.join("config.toml"));
         files.push(home.join("config"));
     }
-    for file in files {
-        std::fs::read(&file).ok().hash(&mut hasher);
-    }
-    hasher.finish()
+    files
 }
 
 /// The session crate's rustc call, as the last cargo run made it.
@@ -208,6 +224,8 @@ impl Plan {
         super::rustc_wrapper::wrap(&self.rustc, &self.args)
     }
 }
+
+mod answers;
 
 #[cfg(test)]
 mod tests;
