@@ -96,7 +96,7 @@ pub fn prepare_environment(caches: &Caches, toolchain: &Toolchain) -> std::io::R
     let workspace = workspace::reserve(caches)?;
     crate::evcxr_backend::Registry::use_own_if_made(&workspace.cargo_home);
     let mut path = vec![toolchain.bin()];
-    if let Some(front) = crate::evcxr_backend::cargo_front::prepare(&workspace.dir, &toolchain.bin(), &caches.own.join("cargo-answers"))? {
+    if let Some(front) = crate::evcxr_backend::cargo_front::prepare(&workspace.dir, &toolchain.bin(), &caches.own.join(crate::evcxr_backend::cargo_front::ANSWERS))? {
         path.insert(0, front);
     }
     prepend_path("PATH", path);

@@ -125,10 +125,11 @@ pub fn trusted(dir: &Path) -> Result<(), String> {
 }
 
 /// Turns a cache that `install` just built at `dir` into a shared one: drops what only its
-/// builder used (workspace slots, locks), writes the manifest, and makes everything readable by
-/// all and writable by its owner only.
+/// builder used (workspace slots, locks, the answers to rust-analyzer's questions, which name its
+/// slot), writes the manifest, and makes everything readable by all and writable by its owner only.
 pub fn seal(dir: &Path, manifest: &Manifest) -> std::io::Result<()> {
     let _ = std::fs::remove_dir_all(dir.join("sessions"));
+    let _ = std::fs::remove_dir_all(dir.join(crate::evcxr_backend::cargo_front::ANSWERS));
     std::fs::write(dir.join(MANIFEST), serde_json::to_string_pretty(manifest)? + "\n")?;
     open_up(dir)
 }
@@ -165,6 +166,7 @@ mod tests {
         cache::private_dirs(&dir.join("jit/lib")).unwrap();
         std::fs::write(dir.join("jit/lib/libjit_f.so"), "").unwrap();
         cache::private_dirs(&dir.join("sessions/0")).unwrap();
+        cache::private_dirs(&dir.join(crate::evcxr_backend::cargo_front::ANSWERS)).unwrap();
         seal(&dir, manifest).unwrap();
         dir
     }
@@ -173,6 +175,7 @@ mod tests {
     fn a_sealed_cache_is_read_only_to_others_and_opens() {
         let dir = built("sealed", &Manifest::for_this(&toolchain(), vec!["lesson.ipynb".into()]));
         assert!(!dir.join("sessions").exists());
+        assert!(!dir.join(crate::evcxr_backend::cargo_front::ANSWERS).exists());
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir.join("jit/lib")), 0o755);
         assert_eq!(mode(&dir.join("jit/lib/libjit_f.so")), 0o644);

@@ -48,6 +48,9 @@ const EVCXR_SO_PATH_VAR: &str = "EVCXR_EXECUTION_SO_PATH";
 const JOBSERVER_VARS: [&str; 3] = ["CARGO_MAKEFLAGS", "MAKEFLAGS", "MFLAGS"];
 /// Set to `off`: evcxr runs cargo itself (for comparisons).
 pub const SWITCH_VAR: &str = "RUST_JIT_KERNEL_CARGO_FRONT";
+/// The directory of the cache that holds the answers to rust-analyzer's questions ([`answers`]);
+/// a sealed shared cache has none (they name the admin's slot).
+pub const ANSWERS: &str = "cargo-answers";
 /// The plan, in the session crate's target directory (`cargo clean` removes it).
 const PLAN: &str = "target/rjk-cell-build.json";
 /// The slow path's record, beside it.
