@@ -464,3 +464,47 @@ def test_env_rustflags_reach_later_compiles(kernel):
     assert kernel.result('std::env::var("RUSTFLAGS").unwrap()') == '"--cfg rjk_bench_flag"'
     kernel.ok("%env RUSTFLAGS=")
     assert kernel.result("cfg!(rjk_bench_flag)") == "false"
+
+
+def kept_cells_naming(path) -> list:
+    """The kept cells (ARCHITECTURE.md: the cargo front's path) whose rustc call read `path`, in
+    every slot of the kernels' cache: each entry's file (a new one when kept again) and the time it
+    was last kept or given back."""
+    from pathlib import Path
+
+    cache = Path(os.environ.get("RUST_JIT_KERNEL_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rust-jit-kernel")
+    return [((inputs, inputs.stat().st_ino), inputs.stat().st_mtime) for inputs in cache.glob("sessions/*/build/target/*/debug/rjk-cells/*/inputs")
+            if str(path) in inputs.read_text()]
+
+
+def test_cells_run_again_after_a_restart_are_the_same_and_see_changed_files(tmp_path):
+    """Restart and run all: the cells come back from the kept cells (no rustc), with the same
+    results, errors and output; a file a cell includes, once changed, is read again. (The kernel
+    is started here, not by a fixture: pytest's PYTEST_CURRENT_TEST, in its environment, is not
+    the same in a fixture as in the test, and a call in another environment is another call.)"""
+    with Kernel() as k:
+        run_again_after_restarts(k, tmp_path / "words.txt")
+
+
+def run_again_after_restarts(k: Kernel, data) -> None:
+    data.write_text("one")
+
+    def run_all() -> list:
+        k.ok(f"let words = include_str!({json.dumps(str(data))});")
+        return [k.result("words.len() * 10"), k.error('let n: u32 = "no";', "CompilationError", "mismatched types")["evalue"],
+                k.ok('println!("{words}");').stdout]
+
+    first = run_all()
+    assert first[0] == "30" and first[2] == "one\n"
+    kept = kept_cells_naming(data)
+    assert kept, "the cells that read the file were kept"
+    k.restart()
+    restarted = time.time()
+    assert run_all() == first
+    replayed = kept_cells_naming(data)
+    assert [entry for entry, _ in replayed] == [entry for entry, _ in kept], "no cell compiled again"
+    assert all(mtime >= restarted - 1 for _, mtime in replayed), "each given back after the restart"
+    data.write_text("three")
+    k.restart()
+    again = run_all()
+    assert (again[0], again[1], again[2]) == ("50", first[1], "three\n")

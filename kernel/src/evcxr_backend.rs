@@ -23,6 +23,8 @@ use prelude::{split_commands, unsupported_command, PANIC_HOOK, PRELUDE_ITEMS, RU
 pub use registry::Registry;
 
 pub mod cargo_front;
+pub(crate) mod cell_cache;
+pub use cell_cache::DIR as KEPT_CELLS_DIR;
 mod prelude;
 mod registry;
 pub mod rustc_wrapper;

@@ -151,8 +151,8 @@ fn seed_identity(seed: &Path) -> String {
 }
 
 /// Copies the tree `from` into `to`, keeping modification times (cargo's freshness checks
-/// compare them) and leaving out what belongs to one session: incremental state and the
-/// cells' libraries. With `link`, compiled libraries (`deps/*.rlib`, `.rmeta`, `.so`) become
+/// compare them) and leaving out what belongs to one session: incremental state, the
+/// cells' libraries and the kept cells ([`crate::evcxr_backend::KEPT_CELLS_DIR`]). With `link`, compiled libraries (`deps/*.rlib`, `.rmeta`, `.so`) become
 /// symbolic links to the originals instead of copies.
 fn copy_tree(from: &Path, to: &Path, link: bool) -> std::io::Result<()> {
     cache::private_dirs(to)?;
@@ -162,7 +162,7 @@ fn copy_tree(from: &Path, to: &Path, link: bool) -> std::io::Result<()> {
         let name_text = name.to_string_lossy();
         let kind = entry.file_type()?;
         if kind.is_dir() {
-            if name_text != "incremental" {
+            if name_text != "incremental" && name_text != crate::evcxr_backend::KEPT_CELLS_DIR {
                 copy_tree(&path, &to.join(&name), link)?;
             }
             continue;
@@ -199,6 +199,7 @@ mod tests {
         std::fs::write(deps.join("libndarray-1.rlib"), "rlib").unwrap();
         std::fs::write(deps.join("ndarray-1.d"), "dep-info").unwrap();
         std::fs::write(deps.join("../libcode_3.so"), "cell").unwrap();
+        std::fs::create_dir_all(deps.join("..").join(crate::evcxr_backend::KEPT_CELLS_DIR).join("0123")).unwrap();
         std::fs::write(dir.join("Cargo.lock"), "lock").unwrap();
     }
 
@@ -218,6 +219,7 @@ mod tests {
         for copy in ["linked", "copied"] {
             let debug = dir.join(copy).join("target/x86_64-unknown-linux-gnu/debug");
             assert!(!debug.join("incremental").exists() && !debug.join("libcode_3.so").exists());
+            assert!(!debug.join(crate::evcxr_backend::KEPT_CELLS_DIR).exists(), "a session's kept cells");
             assert_eq!(std::fs::metadata(dir.join(copy).join("Cargo.lock")).unwrap().modified().unwrap(), old);
         }
         let _ = std::fs::remove_dir_all(dir);

@@ -7,8 +7,9 @@
 //!
 //! - **When cargo ran** (`build`, through the front: [`slow`]), the rustc wrapper wrote down the
 //!   session crate's rustc call as cargo made it (its arguments and whole environment:
-//!   [`record_if_asked`]); after cargo succeeded, the front keeps it as the slot's plan, under a key:
-//!   the front's arguments, working directory and environment, and the bytes of `Cargo.toml`,
+//!   [`record_if_asked`]); once cargo has run it (the cell compiled or not), the front keeps it as
+//!   the slot's plan, under a key: the front's arguments, working directory and environment (but
+//!   for the variables cargo only passes on, [`PASSED_VARS`]), and the bytes of `Cargo.toml`,
 //!   `Cargo.lock` and every cargo configuration file that applies ([`key`]).
 //! - **The next `build`** whose key is the plan's, and whose `--extern` files are all there, runs the
 //!   plan's rustc call itself (in this process's place, through the wrapper's code, so the runtime's
@@ -46,6 +47,10 @@ const RECORD_VAR: &str = "RJK_CELL_RECORD";
 const EVCXR_SO_PATH_VAR: &str = "EVCXR_EXECUTION_SO_PATH";
 /// cargo's jobserver, in the environment it gives rustc.
 const JOBSERVER_VARS: [&str; 3] = ["CARGO_MAKEFLAGS", "MAKEFLAGS", "MFLAGS"];
+/// Variables that cargo passes to rustc without reading them, and that differ where the plan does
+/// not: Jupyter's, new with each server and notebook, and those of `mold -run`, which evcxr puts in
+/// front of its first builds. Not in the plan's key; a plan run gives rustc their values now.
+pub(super) const PASSED_VARS: [&str; 4] = ["JPY_PARENT_PID", "JPY_SESSION_NAME", "LD_PRELOAD", "MOLD_PATH"];
 /// Set to `off`: evcxr runs cargo itself (for comparisons).
 pub const SWITCH_VAR: &str = "RUST_JIT_KERNEL_CARGO_FRONT";
 /// The directory of the cache that holds the answers to rust-analyzer's questions ([`answers`]);
@@ -106,7 +111,7 @@ pub fn run_if_front() {
 }
 
 /// Runs the real cargo, asking the wrapper to record the session crate's rustc call; keeps it as
-/// the plan when cargo succeeds. Returns cargo's exit status.
+/// the plan when cargo got as far as that call (the cell compiled or not). Returns cargo's exit status.
 fn slow(real: &OsString, args: &[OsString], dir: &Path, key: u64) -> i32 {
     let record = dir.join(RECORD);
     let _ = std::fs::remove_file(&record);
@@ -118,7 +123,9 @@ fn slow(real: &OsString, args: &[OsString], dir: &Path, key: u64) -> i32 {
         }
     };
     let _ = std::fs::remove_file(dir.join(PLAN));
-    if status.success() {
+    // A record means the session crate's rustc ran, every dependency built: its call is the plan
+    // also when the cell did not compile.
+    if status.code().is_some() {
         if let Ok(call) = std::fs::read_to_string(&record) {
             let plan = serde_json::json!({ "key": format!("{key:016x}"), "call": serde_json::from_str::<serde_json::Value>(&call).unwrap_or_default() });
             let _ = std::fs::write(dir.join(PLAN), plan.to_string());
@@ -139,7 +146,7 @@ pub fn record_if_asked(rustc: &OsString, args: &[OsString]) {
 }
 
 /// What decides cargo's plan for the session crate: the front's arguments, directory and
-/// environment, and the bytes of the manifest, the lock file and the cargo configuration files
+/// environment (not [`PASSED_VARS`]), and the bytes of the manifest, the lock file and the cargo configuration files
 /// that apply (the directory's and its parents' `.cargo/config.toml`, `CARGO_HOME`'s).
 /// `env`: the process's environment.
 fn key(args: &[OsString], dir: &Path, mut env: Vec<(OsString, OsString)>) -> u64 {
@@ -148,6 +155,7 @@ fn key(args: &[OsString], dir: &Path, mut env: Vec<(OsString, OsString)>) -> u64
     std::env::current_exe().and_then(std::fs::metadata).and_then(|m| m.modified()).ok().hash(&mut hasher);
     args.hash(&mut hasher);
     dir.hash(&mut hasher);
+    env.retain(|(name, _)| !PASSED_VARS.iter().any(|passed| name == passed));
     env.sort();
     env.hash(&mut hasher);
     for file in cargo_files(dir, &env) {
@@ -205,23 +213,19 @@ impl Plan {
         self.args.windows(2).filter(|w| w[0] == "--extern").filter_map(|w| w[1].to_str()?.split_once('=').map(|(_, p)| PathBuf::from(p)))
     }
 
-    /// The shared object rustc writes: `<--out-dir>/lib<crate name>.so`.
-    fn output(&self) -> Option<PathBuf> {
-        let value = |flag: &str| self.args.windows(2).find(|w| w[0] == flag).and_then(|w| w[1].to_str());
-        Some(Path::new(value("--out-dir")?).join(format!("lib{}.so", value("--crate-name")?)))
-    }
-
-    /// Takes cargo's place: evcxr's so-path file written, the environment cargo gave rustc, then the
-    /// rustc wrapper's work (which ends in rustc).
+    /// Takes cargo's place: evcxr's so-path file written, the environment cargo gave rustc (with
+    /// [`PASSED_VARS`] as they are now), then the rustc wrapper's work (which ends in rustc, or
+    /// in the cell's kept library: [`super::cell_cache`]).
     fn run(self) -> ! {
-        if let (Some(file), Some(output)) = (std::env::var_os(EVCXR_SO_PATH_VAR), self.output()) {
+        if let (Some(file), Some(output)) = (std::env::var_os(EVCXR_SO_PATH_VAR), super::cell_cache::output(&self.args)) {
             let _ = std::fs::write(file, output.display().to_string());
         }
-        for (name, _) in std::env::vars_os() {
+        for (name, _) in std::env::vars_os().filter(|(name, _)| !PASSED_VARS.iter().any(|passed| name == passed)) {
             std::env::remove_var(name);
         }
         // Not cargo's jobserver: its descriptors are not this process's.
-        for (name, value) in self.env.iter().filter(|(name, _)| !JOBSERVER_VARS.contains(&name.as_str())) {
+        let recorded = |name: &str| !JOBSERVER_VARS.contains(&name) && !PASSED_VARS.contains(&name);
+        for (name, value) in self.env.iter().filter(|(name, _)| recorded(name)) {
             std::env::set_var(name, value);
         }
         super::rustc_wrapper::wrap(&self.rustc, &self.args)

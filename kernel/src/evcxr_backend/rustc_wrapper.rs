@@ -56,19 +56,20 @@ pub fn run_if_wrapper() {
     if plan.is_none() && std::env::var_os(EVCXR_WRAPPER_VAR).is_some() {
         return;
     }
-    run(rustc, rest, plan)
+    run(rustc, rest, plan, false)
 }
 
 /// The wrapper's work for one rustc call (`rustc` and its arguments, as cargo gave them): the
 /// runtime's rlib build remembered, the session crate linked to the runtime's `dylib` (built first if
 /// needed, and recorded), then rustc in this process's place. The cargo front's fast path comes here
-/// too ([`super::cargo_front`]).
+/// too ([`super::cargo_front`]); there the session crate's call goes through the kept cells
+/// ([`super::cell_cache`]).
 pub fn wrap(rustc: &OsString, rest: &[OsString]) -> ! {
-    run(rustc, rest, Plan::of(rest))
+    run(rustc, rest, Plan::of(rest), true)
 }
 
-/// [`wrap`], with `rest`'s plan made already.
-fn run(rustc: &OsString, rest: &[OsString], plan: Option<Plan>) -> ! {
+/// [`wrap`], with `rest`'s plan made already; `fast`: without cargo.
+fn run(rustc: &OsString, rest: &[OsString], plan: Option<Plan>, fast: bool) -> ! {
     let Some(plan) = plan else {
         let error = Command::new(rustc).args(rest).exec();
         eprintln!("error: could not run rustc: {error}");
@@ -93,6 +94,9 @@ fn run(rustc: &OsString, rest: &[OsString], plan: Option<Plan>) -> ! {
             eprintln!("error: could not write {}: {e}", dir.join(RUNTIME_RECORD).display());
             std::process::exit(1);
         }
+    }
+    if fast && plan.session {
+        super::cell_cache::compile(rustc, &plan.args, &super::cargo_front::PASSED_VARS);
     }
     let error = Command::new(rustc).args(&plan.args).exec();
     eprintln!("error: could not run rustc: {error}");

@@ -15,7 +15,7 @@ fn a_plan_is_read_back_as_the_wrapper_wrote_it() {
     assert_eq!(plan.args.len(), 9);
     assert_eq!(plan.env, vec![("CARGO_PKG_NAME".to_string(), "ctx".to_string()), ("RUSTFLAGS".to_string(), "-Cprefer-dynamic".to_string())]);
     assert_eq!(plan.externs().collect::<Vec<_>>(), vec![PathBuf::from("/slot/deps/libjit-1.rlib")]);
-    assert_eq!(plan.output(), Some(PathBuf::from("/slot/build/target/deps/libctx.so")));
+    assert_eq!(crate::evcxr_backend::cell_cache::output(&plan.args), Some(PathBuf::from("/slot/build/target/deps/libctx.so")));
     assert_eq!(Plan::from_json(&serde_json::json!({ "rustc": "x" })), None, "an incomplete record is no plan");
 }
 
@@ -64,5 +64,22 @@ fn a_plan_is_taken_only_under_its_key_and_with_its_externs_there() {
     assert_eq!(Plan::load(&dir, 8), None, "another key");
     std::fs::write(dir.join(PLAN), b"not json").unwrap();
     assert_eq!(Plan::load(&dir, 7), None, "a broken plan is no plan");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn what_cargo_only_passes_on_is_not_in_the_key() {
+    let dir = slot("passed");
+    let args = [OsString::from("build")];
+    let env = |pid: &str, preload: Option<&str>| {
+        let mut env = vec![(OsString::from("RUSTFLAGS"), OsString::from("-Cprefer-dynamic")), (OsString::from("JPY_PARENT_PID"), OsString::from(pid))];
+        env.extend(preload.map(|p| (OsString::from("LD_PRELOAD"), OsString::from(p))));
+        env
+    };
+    let first = key(&args, &dir, env("100", Some("/usr/lib/mold/mold-wrapper.so")));
+    assert_eq!(key(&args, &dir, env("200", None)), first, "another Jupyter server; a build without `mold -run`");
+    let mut flags = env("100", None);
+    flags.push((OsString::from("SOME_BUILD_SCRIPT_VAR"), OsString::from("1")));
+    assert_ne!(key(&args, &dir, flags), first, "any other variable (a build script may read it)");
     let _ = std::fs::remove_dir_all(&dir);
 }
