@@ -479,7 +479,7 @@ def kept_cells_naming(path) -> list:
 
 def test_cells_run_again_after_a_restart_are_the_same_and_see_changed_files(tmp_path):
     """Restart and run all: the cells come back from the kept cells (no rustc), with the same
-    results, errors and output; a file a cell includes, once changed, is read again. (The kernel
+    results, errors, output and panics (at the cell's line); a file a cell includes, once changed, is read again. (The kernel
     is started here, not by a fixture: pytest's PYTEST_CURRENT_TEST, in its environment, is not
     the same in a fixture as in the test, and a call in another environment is another call.)"""
     with Kernel() as k:
@@ -492,7 +492,8 @@ def run_again_after_restarts(k: Kernel, data) -> None:
     def run_all() -> list:
         k.ok(f"let words = include_str!({json.dumps(str(data))});")
         return [k.result("words.len() * 10"), k.error('let n: u32 = "no";', "CompilationError", "mismatched types")["evalue"],
-                k.ok('println!("{words}");').stdout]
+                k.ok('println!("{words}");').stdout,
+                k.error('let _short = 1;\nassert!(words.len() > 100, "short");', "panic", "short", "cell line 2")["evalue"]]
 
     first = run_all()
     assert first[0] == "30" and first[2] == "one\n"

@@ -1,7 +1,10 @@
 //! Compiled cells kept, as ccache keeps objects: a cell whose rustc call is one made before in
 //! this slot (the same compiler, arguments, environment and source, the same files behind its
 //! `--extern`s and `-L native=` directories, and the same bytes in every file rustc read for it)
-//! gets that call's library and messages back without rustc. "Restart and run all", a lesson run
+//! gets that call's library and messages back without rustc. The source counts as the same in
+//! any of the orders evcxr writes it in ([`canonical`]) when the call gave a library and no
+//! messages (messages name lines); where the order differs, a panic in an item of an earlier cell
+//! names the line of the order it was compiled in (a panic in the cell itself, its line in the cell). "Restart and run all", a lesson run
 //! again, and the builds every start makes (evcxr's `42`, the warm-up) come back in a few
 //! milliseconds instead of 100-400.
 //!
@@ -70,6 +73,8 @@ struct Call {
     dep_info: PathBuf,
     /// The environment rustc runs in, but for variables not the call's.
     env: Vec<(OsString, OsString)>,
+    /// The sources keyed in any order, with the hash of their bytes as they are.
+    sources: Vec<(String, String)>,
 }
 
 impl Call {
@@ -93,6 +98,7 @@ impl Call {
         args.hash(&mut hasher);
         env.sort();
         env.hash(&mut hasher);
+        let (mut sources, mut dirs, mut texts) = (Vec::new(), Vec::new(), Vec::new());
         for (i, arg) in text.iter().enumerate() {
             let flag = if i > 0 { text[i - 1] } else { "" };
             if flag == "--extern" {
@@ -100,10 +106,25 @@ impl Call {
                     stamp(Path::new(path)).hash(&mut hasher);
                 }
             } else if let Some(dir) = search_dir(flag, arg) {
-                listing(&dir).hash(&mut hasher);
+                dirs.push(dir);
             } else if arg.ends_with(".rs") {
-                // The crate's source (or a flag's value that names a file: hashed all the same).
-                std::fs::read(arg).ok().hash(&mut hasher);
+                // The crate's source (or a flag's value that names a file: keyed all the same), in
+                // any of evcxr's orders.
+                match std::fs::read_to_string(arg) {
+                    Ok(text) => {
+                        canonical::pieces(&text).hash(&mut hasher);
+                        sources.push((arg.to_string(), content_hash(Path::new(arg))));
+                        texts.push(text);
+                    }
+                    Err(_) => std::fs::read(arg).ok().hash(&mut hasher),
+                }
+            }
+        }
+        // The libraries it links where it looks for them (the jit functions' among them).
+        let names = linked(&text, &texts);
+        for dir in &dirs {
+            for name in &names {
+                (dir, name, stamp(&dir.join(format!("lib{name}.so"))), stamp(&dir.join(format!("lib{name}.a")))).hash(&mut hasher);
             }
         }
         Some(Call {
@@ -112,6 +133,7 @@ impl Call {
             output: out_dir.join(format!("lib{krate}.so")),
             dep_info: out_dir.join(format!("{krate}{extra}.d")),
             env,
+            sources,
         })
     }
 
@@ -146,8 +168,12 @@ impl Call {
         let code = inputs["code"].as_i64()? as i32;
         for file in inputs["files"].as_array()? {
             let (path, hash) = (file[0].as_str()?, file[1].as_str()?);
-            if content_hash(Path::new(path)) != hash {
-                return None;
+            match self.sources.iter().find(|(source, _)| source == path) {
+                // In another order, only a library and no messages (which would name its lines).
+                Some((_, now)) if now != hash && inputs["messages"].as_bool() != Some(false) => return None,
+                Some(_) => {}
+                None if content_hash(Path::new(path)) != hash => return None,
+                None => {}
             }
         }
         for var in inputs["env"].as_array()? {
@@ -171,7 +197,9 @@ impl Call {
         let Ok(deps) = std::fs::read_to_string(&self.dep_info) else { return };
         let (files, env) = read_dep_info(&deps);
         let files: Vec<serde_json::Value> = files.iter().map(|f| serde_json::json!([f, content_hash(Path::new(f))])).collect();
-        let inputs = serde_json::json!({ "code": code, "files": files, "env": env });
+        // Anything but rustc's notes of what it wrote names lines of the source.
+        let messages = code != 0 || !stdout.is_empty() || String::from_utf8_lossy(stderr).lines().any(|line| !line.starts_with("{\"$message_type\":\"artifact\""));
+        let inputs = serde_json::json!({ "code": code, "files": files, "env": env, "messages": messages });
         let _ = std::fs::remove_dir_all(self.entry());
         let written = crate::cache::publish(
             &self.entry(),
@@ -194,7 +222,8 @@ impl Call {
 }
 
 /// The directory of a library search path that is not cargo's own (`-L dependency=`, whose
-/// files change with every build and are stamped through the `--extern`s that use them).
+/// files change with every build and are stamped through the `--extern`s that use them): where
+/// the libraries the call links ([`linked`]) are stamped.
 fn search_dir(flag: &str, arg: &str) -> Option<PathBuf> {
     let spec = if flag == "-L" { arg } else { arg.strip_prefix("-L")? };
     if flag == "-L" && arg.starts_with('-') {
@@ -208,11 +237,25 @@ fn search_dir(flag: &str, arg: &str) -> Option<PathBuf> {
     Some(PathBuf::from(path))
 }
 
-/// Names, sizes and modification times of a directory's files, sorted.
-fn listing(dir: &Path) -> Vec<(OsString, Option<(u64, i64, i64)>)> {
-    let mut files: Vec<_> = std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| (e.file_name(), stamp(&e.path()))).collect();
-    files.sort();
-    files
+/// The native libraries a call links by name: `-l [KIND[:MODIFIERS]=]NAME[:RENAME]` in its
+/// arguments, `#[link(name = "NAME")]` in its sources (how a cell calls a jit function), sorted.
+fn linked(args: &[&str], sources: &[String]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for (i, arg) in args.iter().enumerate() {
+        let spec = if *arg == "-l" { args.get(i + 1).copied() } else { arg.strip_prefix("-l").filter(|s| !s.is_empty()) };
+        if let Some(spec) = spec {
+            let name = spec.rsplit_once('=').map_or(spec, |(_, name)| name);
+            names.push(name.split(':').next().unwrap_or(name).to_string());
+        }
+    }
+    for text in sources {
+        for (_, rest) in text.match_indices("link(name = \"").map(|(at, m)| (at, &text[at + m.len()..])) {
+            names.extend(rest.split_once('"').map(|(name, _)| name.to_string()));
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// Size, modification time and inode of a file.
@@ -292,6 +335,8 @@ fn drop_oldest(dir: &Path, kept: usize) {
         let _ = std::fs::remove_dir_all(path);
     }
 }
+
+mod canonical;
 
 #[cfg(test)]
 mod tests;

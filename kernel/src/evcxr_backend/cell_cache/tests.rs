@@ -1,8 +1,8 @@
 use super::*;
 
 /// A scratch slot with a stand-in for rustc: a script that counts its runs, writes the library
-/// (the source's text) and a dependency file naming the source and `extra` (when given), says
-/// something on each stream, and exits with `$FAKE_EXIT` (read from a file beside it).
+/// (the source's text) and a dependency file naming the source and `extra` (when given), notes
+/// the artifact on stderr (and a warning, when `warn` is there), and exits with the code in `exit`.
 struct Slot {
     dir: PathBuf,
     rustc: OsString,
@@ -23,7 +23,7 @@ impl Slot {
                 "#!/bin/sh\nd={d}\necho run >> $d/runs\nout=$d/target/debug/deps\ncode=$(cat $d/exit)\n\
                  [ \"$code\" = 0 ] && cp $d/src.rs $out/libctx.so\n\
                  [ -e $d/no-dep-info ] || printf '%s: %s %s\\n\\n# env-dep:RJK_CELL_CACHE_TEST\\n' $out/ctx-1.d $d/src.rs \"$(cat $d/extra 2>/dev/null)\" > $out/ctx-1.d\n\
-                 echo '{{\"artifact\":1}}'; echo warning: kept >&2\nexit $code\n",
+                 echo '{{\"$message_type\":\"artifact\",\"artifact\":\"x\"}}' >&2; [ -e $d/warn ] && echo warning: kept >&2\nexit $code\n",
                 d = dir.display()
             ),
         )
@@ -67,8 +67,8 @@ fn the_same_call_again_is_given_back_without_rustc() {
     let slot = Slot::new("same");
     let (first, runs) = slot.compile();
     assert_eq!((first.code, runs), (Some(0), 1));
-    assert_eq!(first.stdout, b"{\"artifact\":1}\n");
-    assert_eq!(first.stderr, b"warning: kept\n");
+    assert_eq!(first.stdout, b"");
+    assert_eq!(first.stderr, b"{\"$message_type\":\"artifact\",\"artifact\":\"x\"}\n");
     std::fs::remove_file(slot.dir.join("target/debug/deps/libctx.so")).unwrap();
     let (again, runs) = slot.compile();
     assert_eq!((&again, runs), (&first, 1), "given back, rustc not run");
@@ -89,12 +89,16 @@ fn a_changed_source_or_input_is_compiled() {
     assert_eq!(slot.library().as_deref(), Some("pub fn cell() {}"));
     std::fs::write(slot.dir.join("included.txt"), "two").unwrap();
     assert_eq!(slot.compile().1, 3, "a file the source includes");
-    std::fs::write(slot.dir.join("jit-lib-0/libjit_f_1.so"), "").unwrap();
-    assert_eq!(slot.compile().1, 4, "a new jit library where the cell links");
+    std::fs::write(slot.dir.join("jit-lib-0/libjit_g_2.so"), "").unwrap();
+    assert_eq!(slot.compile().1, 3, "a jit library the cell does not link");
+    std::fs::write(slot.dir.join("src.rs"), "#[link(name = \"jit_f_1\")] unsafe extern \"C\" {}").unwrap();
     assert_eq!(slot.compile().1, 4);
+    std::fs::write(slot.dir.join("jit-lib-0/libjit_f_1.so"), "").unwrap();
+    assert_eq!(slot.compile().1, 5, "the jit library the cell links, new where it links");
+    assert_eq!(slot.compile().1, 5);
     let read = vec![(OsString::from("PATH"), OsString::from("/usr/bin:/bin")), (OsString::from("RJK_CELL_CACHE_TEST"), OsString::from("1"))];
-    assert_eq!(slot.compile_in(read).1, 5, "another environment");
-    assert_eq!(slot.compile().1, 5, "the first one's entry is still there");
+    assert_eq!(slot.compile_in(read).1, 6, "another environment");
+    assert_eq!(slot.compile().1, 6, "the first one's entry is still there");
 }
 
 #[test]
@@ -142,4 +146,29 @@ fn search_paths_are_stamped_but_cargos_own() {
     assert_eq!(search_dir("-L", "/usr/lib"), Some(PathBuf::from("/usr/lib")));
     assert_eq!(search_dir("-L", "dependency=/o/deps"), None);
     assert_eq!(search_dir("--out-dir", "/o"), None);
+}
+
+#[test]
+fn the_same_items_in_another_order_are_the_same_cell_when_no_message_names_a_line() {
+    let slot = Slot::new("order");
+    let source = |a: &str, b: &str| format!("use jit::{a};\nuse jit::{b};\npub fn cell() {{}}\n");
+    std::fs::write(slot.dir.join("src.rs"), source("rayon", "ndarray")).unwrap();
+    assert_eq!(slot.compile().1, 1);
+    std::fs::write(slot.dir.join("src.rs"), source("ndarray", "rayon")).unwrap();
+    let (outcome, runs) = slot.compile();
+    assert_eq!((outcome.code, runs), (Some(0), 1), "evcxr's other order: given back");
+    assert_eq!(slot.library(), Some(source("rayon", "ndarray")), "the library of the first order");
+    std::fs::write(slot.dir.join("warn"), "").unwrap();
+    std::fs::write(slot.dir.join("src.rs"), source("ndarray", "prelude")).unwrap();
+    assert_eq!(slot.compile().1, 2);
+    std::fs::write(slot.dir.join("src.rs"), source("prelude", "ndarray")).unwrap();
+    assert_eq!(slot.compile().1, 3, "a warning names lines of its own order");
+    assert_eq!(slot.compile().1, 3, "the same order again: given back, warning and all");
+}
+
+#[test]
+fn the_libraries_a_call_links_are_found_in_its_arguments_and_sources() {
+    let args = ["-l", "dylib=foo", "-lbar", "-l", "static:+bundle=baz:qux", "--out-dir", "/o"];
+    let sources = ["fn f() { #[link(name = \"jit_f_1\")] unsafe extern \"C\" {} }".to_string()];
+    assert_eq!(linked(&args, &sources), ["bar", "baz", "foo", "jit_f_1"]);
 }
