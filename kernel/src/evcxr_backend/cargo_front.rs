@@ -50,7 +50,12 @@ const JOBSERVER_VARS: [&str; 3] = ["CARGO_MAKEFLAGS", "MAKEFLAGS", "MFLAGS"];
 /// Variables that cargo passes to rustc without reading them, and that differ where the plan does
 /// not: Jupyter's, new with each server and notebook, and those of `mold -run`, which evcxr puts in
 /// front of its first builds. Not in the plan's key; a plan run gives rustc their values now.
-pub(super) const PASSED_VARS: [&str; 4] = ["JPY_PARENT_PID", "JPY_SESSION_NAME", "LD_PRELOAD", "MOLD_PATH"];
+const PASSED_VARS: [&str; 4] = ["JPY_PARENT_PID", "JPY_SESSION_NAME", "LD_PRELOAD", "MOLD_PATH"];
+
+/// One of [`PASSED_VARS`].
+pub(super) fn passed_on(name: &std::ffi::OsStr) -> bool {
+    PASSED_VARS.iter().any(|passed| name == *passed)
+}
 /// Set to `off`: evcxr runs cargo itself (for comparisons).
 pub const SWITCH_VAR: &str = "RUST_JIT_KERNEL_CARGO_FRONT";
 /// The directory of the cache that holds the answers to rust-analyzer's questions ([`answers`]);
@@ -155,7 +160,7 @@ fn key(args: &[OsString], dir: &Path, mut env: Vec<(OsString, OsString)>) -> u64
     std::env::current_exe().and_then(std::fs::metadata).and_then(|m| m.modified()).ok().hash(&mut hasher);
     args.hash(&mut hasher);
     dir.hash(&mut hasher);
-    env.retain(|(name, _)| !PASSED_VARS.iter().any(|passed| name == passed));
+    env.retain(|(name, _)| !passed_on(name));
     env.sort();
     env.hash(&mut hasher);
     for file in cargo_files(dir, &env) {
@@ -220,11 +225,11 @@ impl Plan {
         if let (Some(file), Some(output)) = (std::env::var_os(EVCXR_SO_PATH_VAR), super::cell_cache::output(&self.args)) {
             let _ = std::fs::write(file, output.display().to_string());
         }
-        for (name, _) in std::env::vars_os().filter(|(name, _)| !PASSED_VARS.iter().any(|passed| name == passed)) {
+        for (name, _) in std::env::vars_os().filter(|(name, _)| !passed_on(name)) {
             std::env::remove_var(name);
         }
         // Not cargo's jobserver: its descriptors are not this process's.
-        let recorded = |name: &str| !JOBSERVER_VARS.contains(&name) && !PASSED_VARS.contains(&name);
+        let recorded = |name: &str| !JOBSERVER_VARS.contains(&name) && !passed_on(name.as_ref());
         for (name, value) in self.env.iter().filter(|(name, _)| recorded(name)) {
             std::env::set_var(name, value);
         }

@@ -1,11 +1,11 @@
 //! Compiled cells kept, as ccache keeps objects: a cell whose rustc call is one made before in
 //! this slot (the same compiler, arguments, environment and source, the same files behind its
-//! `--extern`s and `-L native=` directories, and the same bytes in every file rustc read for it)
-//! gets that call's library and messages back without rustc. The source counts as the same in
+//! `--extern`s and the libraries it links by name, and the same bytes in every file rustc read for
+//! it) gets that call's library and messages back without rustc. The source counts as the same in
 //! any of the orders evcxr writes it in ([`canonical`]) when the call gave a library and no
 //! messages (messages name lines); where the order differs, a panic in an item of an earlier cell
-//! names the line of the order it was compiled in (a panic in the cell itself, its line in the cell). "Restart and run all", a lesson run
-//! again, and the builds every start makes (evcxr's `42`, the warm-up) come back in a few
+//! names the line of the order it was compiled in (a panic in the cell itself, its line in the
+//! cell). "Restart and run all", a lesson run again, and the start's warm-up come back in a few
 //! milliseconds instead of 100-400.
 //!
 //! Only on the cargo front's fast path (rustc in cargo's place, [`super::cargo_front`]), for the
@@ -32,9 +32,9 @@ const KEPT: usize = 200;
 
 /// Compiles the session crate with `rustc` and `args` (rustc's whole call, in the session
 /// crate's directory), or gives back the kept result of the same call; exits with rustc's status.
-/// `passed`: variables that are not the call's (see the cargo front's `PASSED_VARS`).
-pub fn compile(rustc: &OsStr, args: &[OsString], passed: &[&str]) -> ! {
-    let env = std::env::vars_os().filter(|(name, _)| !passed.iter().any(|p| name == p)).collect();
+/// `passed_on`: the variables that are not the call's (the cargo front's).
+pub fn compile(rustc: &OsStr, args: &[OsString], passed_on: fn(&OsStr) -> bool) -> ! {
+    let env = std::env::vars_os().filter(|(name, _)| !passed_on(name)).collect();
     let call = std::env::var_os(SWITCH_VAR).is_none_or(|v| v != "off").then(|| Call::of(rustc, args, env)).flatten();
     let Some(call) = call else {
         use std::os::unix::process::CommandExt;
@@ -113,7 +113,7 @@ impl Call {
                 match std::fs::read_to_string(arg) {
                     Ok(text) => {
                         canonical::pieces(&text).hash(&mut hasher);
-                        sources.push((arg.to_string(), content_hash(Path::new(arg))));
+                        sources.push((arg.to_string(), bytes_hash(Some(text.as_bytes()))));
                         texts.push(text);
                     }
                     Err(_) => std::fs::read(arg).ok().hash(&mut hasher),
@@ -274,7 +274,12 @@ fn resolved(rustc: &OsStr) -> PathBuf {
 }
 
 fn content_hash(path: &Path) -> String {
-    format!("{:016x}", crate::cache::key(&std::fs::read(path).ok()))
+    bytes_hash(std::fs::read(path).ok().as_deref())
+}
+
+/// The hash of a file's bytes (`None`: it could not be read), as entries write it.
+fn bytes_hash(bytes: Option<&[u8]>) -> String {
+    format!("{:016x}", crate::cache::key(&bytes))
 }
 
 /// The files and variables a dependency file (make's syntax, as rustc writes it) says were read:

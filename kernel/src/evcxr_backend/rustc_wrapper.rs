@@ -96,7 +96,7 @@ fn run(rustc: &OsString, rest: &[OsString], plan: Option<Plan>, fast: bool) -> !
         }
     }
     if fast && plan.session {
-        super::cell_cache::compile(rustc, &plan.args, &super::cargo_front::PASSED_VARS);
+        super::cell_cache::compile(rustc, &plan.args, super::cargo_front::passed_on);
     }
     let error = Command::new(rustc).args(&plan.args).exec();
     eprintln!("error: could not run rustc: {error}");
