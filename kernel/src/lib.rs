@@ -1,5 +1,6 @@
 //! rust-jit-kernel: a Jupyter kernel for Rust. See ARCHITECTURE.md for the path of a cell.
 
+pub mod allocator;
 pub mod analysis_src;
 pub mod backend;
 pub mod build_env;

@@ -70,6 +70,9 @@ impl Where {
     }
 }
 
+#[global_allocator]
+static ALLOCATOR: rust_jit_kernel::allocator::KernelAllocator = rust_jit_kernel::allocator::KernelAllocator;
+
 fn main() -> ExitCode {
     // evcxr runs this same binary as the process that holds the user's variables (our own loop,
     // with snapshots and stdin), as cargo (`cargo_front`, for the session crate's builds) and as a

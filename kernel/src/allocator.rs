@@ -1,0 +1,72 @@
+//! The binary's Rust allocator: mimalloc in the kernel's own roles (the kernel, the cargo front, the
+//! rustc wrapper), glibc's `malloc` in the user process.
+//!
+//! The kernel spends most of a start in rust-analyzer (evcxr's type inference of the cells'
+//! variables: parsing and expanding macros), which allocates and frees small trees all the time;
+//! glibc's allocator was ~15% of those samples (`malloc`, `_int_free`, `malloc_consolidate`).
+//! **The user process keeps glibc's**: cells are shared objects whose own copy of std allocates with
+//! the system's `malloc` (through the binary's counting wrappers, `user_process::allocations`), and a
+//! value made by a cell may be freed by the binary's code or the other way round, so both must use
+//! one allocator there. The role is fixed for a process's life by its environment (evcxr starts
+//! the user process with `EVCXR_IS_RUNTIME`), read at the first allocation with `getenv`, which
+//! does not allocate.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// The allocator `main.rs` installs with `#[global_allocator]`.
+pub struct KernelAllocator;
+
+const UNKNOWN: u8 = 0;
+const SYSTEM: u8 = 1;
+const MIMALLOC: u8 = 2;
+
+static CHOICE: AtomicU8 = AtomicU8::new(UNKNOWN);
+
+/// Which allocator this process uses; decided at its first allocation.
+#[inline]
+fn choice() -> u8 {
+    match CHOICE.load(Ordering::Relaxed) {
+        UNKNOWN => {
+            // SAFETY: a NUL-terminated name; getenv only reads the environment.
+            let user_process = !unsafe { libc::getenv(c"EVCXR_IS_RUNTIME".as_ptr()) }.is_null();
+            let off = !unsafe { libc::getenv(c"RUST_JIT_KERNEL_MIMALLOC".as_ptr()) }.is_null() && {
+                // SAFETY: as above; the value is a C string while the environment is unchanged.
+                let value = unsafe { std::ffi::CStr::from_ptr(libc::getenv(c"RUST_JIT_KERNEL_MIMALLOC".as_ptr())) };
+                value.to_bytes() == b"off"
+            };
+            let choice = if user_process || off { SYSTEM } else { MIMALLOC };
+            // Two threads racing at the very first allocation both read the same environment.
+            CHOICE.store(choice, Ordering::Relaxed);
+            choice
+        }
+        choice => choice,
+    }
+}
+
+// SAFETY: each call goes to one allocator, the same one for the whole process (see `choice`).
+unsafe impl GlobalAlloc for KernelAllocator {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if choice() == MIMALLOC { unsafe { mimalloc::MiMalloc.alloc(layout) } } else { unsafe { System.alloc(layout) } }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if choice() == MIMALLOC { unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) } } else { unsafe { System.alloc_zeroed(layout) } }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if choice() == MIMALLOC { unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) } } else { unsafe { System.dealloc(ptr, layout) } }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if choice() == MIMALLOC {
+            unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
+        } else {
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+}
