@@ -19,6 +19,7 @@ import json
 import os
 import statistics
 import time
+from datetime import datetime
 from pathlib import Path
 
 import nbclient
@@ -28,12 +29,40 @@ from benchlib import LESSON, fresh_install, machine
 from numba_lesson import notebook, parameters
 
 
-def execute(nb: nbformat.NotebookNode, kernel_name: str) -> float:
-    """Seconds from the kernel's start to the last cell's end; an error in a cell fails it."""
+CELLS: dict[str, list[list[float]]] = {}  # kernel name (or label) -> per run, [start to the first cell, each code cell's seconds]
+
+
+def execute(nb: nbformat.NotebookNode, kernel_name: str, label: str = "") -> float:
+    """Seconds from the kernel's start to the last cell's end; an error in a cell fails it. Each run's
+    start (to the first cell's execute_input) and code cells' times (nbclient's record: execute_input to
+    execute_reply) go to CELLS."""
     nb = copy.deepcopy(nb)  # nbclient writes the outputs into it
-    started = time.perf_counter()
+    started, wall = time.perf_counter(), time.time()
     nbclient.NotebookClient(nb, timeout=900, kernel_name=kernel_name).execute()
-    return time.perf_counter() - started
+    total = time.perf_counter() - started
+    stamps = [c.metadata["execution"] for c in nb.cells if c.cell_type == "code"]
+    parse = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+    cells = [parse(t["shell.execute_reply"]) - parse(t["iopub.execute_input"]) for t in stamps]
+    CELLS.setdefault(label or kernel_name, []).append([parse(stamps[0]["iopub.execute_input"]) - wall] + cells)
+    return total
+
+
+def cell_table(rust: nbformat.NotebookNode, python: nbformat.NotebookNode) -> None:
+    """Warm runs' medians, cell by cell, the Rust lesson's code cells beside the Python lesson's (the
+    Python lesson sets its thread count in its first cell and has no cell of its own for it)."""
+    med = lambda runs: [statistics.median(x) for x in zip(*runs)]
+    r, p = med(CELLS["rust-jit"][1:]), med(CELLS["python3"][1:])
+    lines = lambda nb: [c.source.strip().splitlines()[0][:50].replace("|", "\\|") for c in nb.cells if c.cell_type == "code"]
+    rl, pl = lines(rust), lines(python)
+    print("| step | Rust (warm, median) | Python (warm, median) |\n|---|---|---|")
+    print(f"| kernel start to the first cell | {r[0]:.2f} s | {p[0]:.2f} s |")
+    pi = 0
+    for i, line in enumerate(rl):
+        other = ""
+        if not line.startswith("%env") and pi < len(pl):
+            other = f"{p[pi + 1]:.2f} s `{pl[pi]}`"
+            pi += 1
+        print(f"| {i} `{line}` | {r[i + 1]:.2f} s | {other} |")
 
 
 def main() -> None:
@@ -56,7 +85,7 @@ def main() -> None:
         if args.without_kept_cells:
             os.environ["RUST_JIT_KERNEL_CELL_CACHE"] = "off"
             try:
-                warm_off.append(execute(rust, "rust-jit"))
+                warm_off.append(execute(rust, "rust-jit", "rust-jit, kept cells off"))
             finally:
                 del os.environ["RUST_JIT_KERNEL_CELL_CACHE"]
     rust_w, python_w = statistics.median(warm), statistics.median(python_warm)
@@ -71,9 +100,12 @@ def main() -> None:
         off = statistics.median(warm_off)
         print(f"| warm, kept cells off, median of {args.rounds} | {off:.1f} s ({', '.join(f'{t:.1f}' for t in warm_off)}) | "
               f"{python_w:.1f} s | {off / python_w:.2f}x | |")
+    print()
+    cell_table(rust, python)
     if args.report:
         args.report.write_text(json.dumps({"machine": machine(), "install": install, "first": first, "python_first": python_first,
-                                           "warm": warm, "python_warm": python_warm, "warm_kept_cells_off": warm_off, "parameters": parameters()}, indent=1))
+                                           "warm": warm, "python_warm": python_warm, "warm_kept_cells_off": warm_off, "parameters": parameters(),
+                                           "cells": CELLS}, indent=1))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 //! The std sources rust-analyzer reads (`RUST_SRC_PATH`) to know std's types: `core`, `alloc`,
 //! `std` and what they include by path, without tests, benches and `core::arch` (16 MB of
 //! intrinsics no lesson uses), and **with every function body but a `const fn`'s replaced by
-//! `{ loop {} }`**, those that std's `macro_rules!` write out included. rust-analyzer needs std's
-//! signatures, not its bodies, to infer a cell's types (a `const fn` may size an array type); its
-//! hover still shows std's docs. Its first analysis of a session parses all of std and expands its
+//! `{ loop {} }`**, those that std's `macro_rules!` write out included, and **without the docs in
+//! macros' transcribers** (every expansion copies them). rust-analyzer needs std's signatures, not
+//! its bodies, to infer a cell's types (a `const fn` may size an array type); its hover still shows
+//! the docs of std's items, except those its macros write (the integer types' methods). Its first analysis of a session parses all of std and expands its
 //! macros: 13.9 MB instead of 25, 10.5 MB of which with signatures only, ~2 s less before a kernel's
 //! first cell on a 2-core machine; the macros' bodies, ~0.9 s more (docs/benchmarks.md).
 //!
@@ -21,7 +22,7 @@ use crate::setup::Toolchain;
 const NO_BODY: &str = "{ loop {} }";
 
 /// Names this form of the sources in the cache (a new form, a new directory).
-const FORM: &str = "signatures-3";
+const FORM: &str = "signatures-4";
 
 /// The directory to name in `RUST_SRC_PATH`, built if needed.
 pub fn prepare(caches: &Caches, toolchain: &Toolchain) -> Option<PathBuf> {
@@ -75,37 +76,91 @@ fn copy_sources(from: &Path, to: &Path) -> std::io::Result<()> {
 
 /// `text` with the body of every function that is not a `const fn` replaced by [`NO_BODY`] (the
 /// outermost ones: a function inside a body goes with it), also where a `macro_rules!` writes one
-/// out ([`macro_bodies`]); `None` when the file does not parse cleanly (it is kept as it is).
+/// out ([`macro_bodies`]), whose doc comments and `#[doc = ...]` attributes go too
+/// ([`macro_docs`]); `None` when the file does not parse cleanly (it is kept as it is).
 fn signatures_only(text: &str) -> Option<String> {
     let parse = SourceFile::parse(text, Edition::Edition2024);
     if !parse.errors().is_empty() {
         return None;
     }
-    let mut found: Vec<TextRange> = Vec::new();
+    let mut found: Vec<(TextRange, &str)> = Vec::new();
     for node in parse.tree().syntax().descendants() {
         if let Some(function) = ast::Fn::cast(node.clone()) {
-            found.extend(function.body().filter(|_| function.const_token().is_none()).map(|body| body.syntax().text_range()));
+            found.extend(function.body().filter(|_| function.const_token().is_none()).map(|body| (body.syntax().text_range(), NO_BODY)));
         } else if let Some(rules) = ast::MacroRules::cast(node) {
-            found.extend(rules.token_tree().map(|tree| macro_bodies(tree.syntax())).unwrap_or_default());
+            if let Some(tree) = rules.token_tree() {
+                found.extend(macro_bodies(tree.syntax()).into_iter().map(|range| (range, NO_BODY)));
+                found.extend(macro_docs(tree.syntax()).into_iter().map(|range| (range, "")));
+            }
         }
     }
     // Outermost first: a body inside a replaced one goes with it.
-    found.sort_by_key(|range| (range.start(), std::cmp::Reverse(range.end())));
-    let mut bodies: Vec<TextRange> = Vec::new();
-    for range in found {
-        if bodies.last().is_none_or(|outer| !outer.contains_range(range)) {
-            bodies.push(range);
-        }
-    }
+    found.sort_by_key(|(range, _)| (range.start(), std::cmp::Reverse(range.end())));
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
-    for range in bodies {
+    for (range, with) in found {
+        if usize::from(range.start()) < at {
+            continue; // inside one replaced already
+        }
         out.push_str(&text[at..range.start().into()]);
-        out.push_str(NO_BODY);
+        out.push_str(with);
         at = range.end().into();
     }
     out.push_str(&text[at..]);
     Some(out)
+}
+
+/// The docs in a `macro_rules!`'s transcribers (`///`, `//!` and block doc comments; `#[doc = ...]`
+/// attributes, `concat!` ones included), which every expansion copies: `core::num`'s macros write
+/// each integer type's methods with their docs, half of those files' text. Docs in matchers stay
+/// (they are patterns), and so do `#[doc(hidden)]` and `#[doc(alias = ...)]`. Hover over a method
+/// that a std macro writes shows its signature without docs.
+fn macro_docs(rules: &SyntaxNode) -> Vec<TextRange> {
+    let mut docs = Vec::new();
+    let trees = rules.children().filter(|child| child.kind() == SyntaxKind::TOKEN_TREE);
+    for transcriber in trees.skip(1).step_by(2) {
+        transcriber_docs(&transcriber, &mut docs);
+    }
+    docs
+}
+
+fn transcriber_docs(tree: &SyntaxNode, docs: &mut Vec<TextRange>) {
+    let parts: Vec<SyntaxElement> = tree.children_with_tokens().collect();
+    let mut last: Option<&SyntaxElement> = None; // the last part that is not trivia
+    for part in &parts {
+        match part {
+            SyntaxElement::Token(token) if token.kind() == SyntaxKind::COMMENT => {
+                if is_doc_comment(token.text()) {
+                    docs.push(token.text_range());
+                }
+            }
+            SyntaxElement::Token(token) if token.kind().is_trivia() => {}
+            SyntaxElement::Node(node) => {
+                match last.filter(|hash| text(hash) == "#") {
+                    Some(hash) if is_doc_value(node) => docs.push(TextRange::new(hash.text_range().start(), node.text_range().end())),
+                    _ => transcriber_docs(node, docs),
+                }
+                last = Some(part);
+            }
+            SyntaxElement::Token(_) => last = Some(part),
+        }
+    }
+}
+
+/// `///` and `//!` (not `////`), `/** */` and `/*! */` (not `/***`).
+fn is_doc_comment(comment: &str) -> bool {
+    (comment.starts_with("///") && !comment.starts_with("////"))
+        || comment.starts_with("//!")
+        || (comment.starts_with("/**") && !comment.starts_with("/***") && comment != "/**/")
+        || comment.starts_with("/*!")
+}
+
+/// `[doc = ...]`, the tree after an attribute's `#`.
+fn is_doc_value(tree: &SyntaxNode) -> bool {
+    let mut tokens = tree.children_with_tokens().filter(|part| !part.kind().is_trivia());
+    tokens.next().is_some_and(|t| text(&t) == "[")
+        && tokens.next().is_some_and(|t| text(&t) == "doc")
+        && tokens.next().is_some_and(|t| text(&t) == "=")
 }
 
 /// The function bodies a `macro_rules!` (its token tree: `{ (matcher) => {transcriber}; ... }`)
@@ -188,6 +243,13 @@ mod tests {
     fn macros_lose_the_bodies_they_write_not_their_patterns() {
         let text = "macro_rules! ops {\n    ($t:ty, fn $name:ident() { $($body:tt)* }) => {\n        impl Add for $t { fn add(self, o: $t) -> $t where $t: Copy { self + o } }\n        pub const fn c() -> usize { 1 }\n        pub const unsafe fn cu() -> usize { 2 }\n        const unsafe extern \"C\" fn ce() -> usize { 3 }\n        unsafe extern \"C\" fn ue() -> usize { 4 }\n        fn $name(x: fn(u8) -> u8) -> [u8; 2] { x(1); [0; 2] }\n        fn declared(&self);\n        fn from_block() -> u8 $body\n        impl Other { fn kept_apart() {} }\n        type F = fn(u8);\n        impl Z { }\n        macro_rules! inner { (fn a() { x }) => { fn b() { y } } }\n        $( fn $rep() { $rep } )*\n    };\n}\n";
         let want = "macro_rules! ops {\n    ($t:ty, fn $name:ident() { $($body:tt)* }) => {\n        impl Add for $t { fn add(self, o: $t) -> $t where $t: Copy { loop {} } }\n        pub const fn c() -> usize { 1 }\n        pub const unsafe fn cu() -> usize { 2 }\n        const unsafe extern \"C\" fn ce() -> usize { 3 }\n        unsafe extern \"C\" fn ue() -> usize { loop {} }\n        fn $name(x: fn(u8) -> u8) -> [u8; 2] { loop {} }\n        fn declared(&self);\n        fn from_block() -> u8 $body\n        impl Other { fn kept_apart() { loop {} } }\n        type F = fn(u8);\n        impl Z { }\n        macro_rules! inner { (fn a() { x }) => { fn b() { y } } }\n        $( fn $rep() { loop {} } )*\n    };\n}\n";
+        assert_eq!(signatures_only(text).expect("parses"), want);
+    }
+
+    #[test]
+    fn macros_lose_their_docs_items_keep_theirs() {
+        let text = "/// Item docs.\n#[doc = \"stay\"]\npub struct S;\nmacro_rules! m {\n    ($(#[$a:meta])* /// in a pattern\n $t:ty) => {\n        /// Gone.\n        //// not a doc\n        /** gone */\n        #[doc = concat!(\"gone \", stringify!($t))]\n        #[doc(hidden)]\n        #[doc(alias = \"kept\")]\n        #![doc = \"inner, kept\"]\n        impl $t { #[doc = \"gone\"] pub const fn c() -> u8 { 1 } }\n    };\n}\n";
+        let want = "/// Item docs.\n#[doc = \"stay\"]\npub struct S;\nmacro_rules! m {\n    ($(#[$a:meta])* /// in a pattern\n $t:ty) => {\n        \n        //// not a doc\n        \n        \n        #[doc(hidden)]\n        #[doc(alias = \"kept\")]\n        #![doc = \"inner, kept\"]\n        impl $t {  pub const fn c() -> u8 { 1 } }\n    };\n}\n";
         assert_eq!(signatures_only(text).expect("parses"), want);
     }
 }
