@@ -312,6 +312,22 @@ def test_interrupt_during_a_compile_keeps_everything(fresh_kernel, tmp_path):
     assert k.result("kept_through_compile * 2") == "42"
 
 
+def test_variables_of_std_types_written_by_std_macros_are_inferred(kernel):
+    # rust-analyzer infers each new variable's type from the kernel's analysis sources, in which std's
+    # macros lose their bodies and docs (kernel/src/analysis_src.rs): the impls those macros write
+    # (integer conversions and methods, Wrapping, NonZero, atomics) must still be there.
+    kernel.ok(
+        "let a = u32::from(3u8);\nlet b = std::num::Wrapping(250u8) + std::num::Wrapping(10);\n"
+        "let c = std::num::NonZeroU32::new(4).unwrap();\nlet d = 7i64.pow(2);\nlet e = 2.0f64.sqrt();\n"
+        "let f = std::sync::atomic::AtomicUsize::new(1);\nlet g = (1..4u64).map(|x| x * 2).collect::<Vec<_>>();\n"
+        "let h = std::time::Duration::from_millis(5);\nlet i = u16::try_from(70000u32).is_err();\n"
+        "let j = f64::from(1.5f32);\nlet k = 'a'.to_ascii_uppercase();\nlet l = 5u8.checked_add(1);\nlet m = f64::from(true);"
+    )
+    assert kernel.result('format!("{a} {b} {c} {d} {e:.3} {f:?} {g:?} {h:?} {i} {j} {k} {l:?} {m}")') == (
+        '"3 4 4 49 1.414 1 [2, 4, 6] 5ms true 1.5 A Some(6) 1"'
+    )
+
+
 def test_question_mark_pages_documentation(kernel):
     found = kernel.ok("?std::mem::swap")
     assert found.status == "ok"

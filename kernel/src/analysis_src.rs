@@ -22,7 +22,7 @@ use crate::setup::Toolchain;
 const NO_BODY: &str = "{ loop {} }";
 
 /// Names this form of the sources in the cache (a new form, a new directory).
-const FORM: &str = "signatures-4";
+const FORM: &str = "signatures-5";
 
 /// The directory to name in `RUST_SRC_PATH`, built if needed.
 pub fn prepare(caches: &Caches, toolchain: &Toolchain) -> Option<PathBuf> {
@@ -138,6 +138,8 @@ fn transcriber_docs(tree: &SyntaxNode, docs: &mut Vec<TextRange>) {
             SyntaxElement::Node(node) => {
                 match last.filter(|hash| text(hash) == "#") {
                     Some(hash) if is_doc_value(node) => docs.push(TextRange::new(hash.text_range().start(), node.text_range().end())),
+                    // A repetition of docs alone (`$(#[doc = $d])*`) stays: emptied, it would not expand.
+                    _ if last.is_some_and(|dollar| text(dollar) == "$") && only_docs(node) => {}
                     _ => transcriber_docs(node, docs),
                 }
                 last = Some(part);
@@ -145,6 +147,24 @@ fn transcriber_docs(tree: &SyntaxNode, docs: &mut Vec<TextRange>) {
             SyntaxElement::Token(_) => last = Some(part),
         }
     }
+}
+
+/// Whether a token tree (`(...)`) holds docs and nothing else.
+fn only_docs(tree: &SyntaxNode) -> bool {
+    let parts: Vec<SyntaxElement> = tree.children_with_tokens().filter(|part| !part.kind().is_trivia() || is_doc(part)).collect();
+    let inner = parts.get(1..parts.len().saturating_sub(1)).unwrap_or_default(); // inside the delimiters
+    let mut rest = inner.iter();
+    while let Some(part) = rest.next() {
+        let doc_attr = text(part) == "#" && rest.next().and_then(|tree| tree.as_node()).is_some_and(is_doc_value);
+        if !is_doc(part) && !doc_attr {
+            return false;
+        }
+    }
+    true
+}
+
+fn is_doc(part: &SyntaxElement) -> bool {
+    part.as_token().is_some_and(|t| t.kind() == SyntaxKind::COMMENT && is_doc_comment(t.text()))
 }
 
 /// `///` and `//!` (not `////`), `/** */` and `/*! */` (not `/***`).
@@ -248,8 +268,8 @@ mod tests {
 
     #[test]
     fn macros_lose_their_docs_items_keep_theirs() {
-        let text = "/// Item docs.\n#[doc = \"stay\"]\npub struct S;\nmacro_rules! m {\n    ($(#[$a:meta])* /// in a pattern\n $t:ty) => {\n        /// Gone.\n        //// not a doc\n        /** gone */\n        #[doc = concat!(\"gone \", stringify!($t))]\n        #[doc(hidden)]\n        #[doc(alias = \"kept\")]\n        #![doc = \"inner, kept\"]\n        impl $t { #[doc = \"gone\"] pub const fn c() -> u8 { 1 } }\n    };\n}\n";
-        let want = "/// Item docs.\n#[doc = \"stay\"]\npub struct S;\nmacro_rules! m {\n    ($(#[$a:meta])* /// in a pattern\n $t:ty) => {\n        \n        //// not a doc\n        \n        \n        #[doc(hidden)]\n        #[doc(alias = \"kept\")]\n        #![doc = \"inner, kept\"]\n        impl $t {  pub const fn c() -> u8 { 1 } }\n    };\n}\n";
+        let text = "/// Item docs.\n#[doc = \"stay\"]\npub struct S;\nmacro_rules! m {\n    ($(#[$a:meta])* /// in a pattern\n $t:ty) => {\n        /// Gone.\n        //// not a doc\n        /** gone */\n        #[doc = concat!(\"gone \", stringify!($t))]\n        #[doc(hidden)]\n        #[doc(alias = \"kept\")]\n        #![doc = \"inner, kept\"]\n        $(#[doc = $d])* $(/// kept\n)* $(#[doc = $e] fn $f() {})*\n        impl $t { #[doc = \"gone\"] pub const fn c() -> u8 { 1 } }\n    };\n}\n";
+        let want = "/// Item docs.\n#[doc = \"stay\"]\npub struct S;\nmacro_rules! m {\n    ($(#[$a:meta])* /// in a pattern\n $t:ty) => {\n        \n        //// not a doc\n        \n        \n        #[doc(hidden)]\n        #[doc(alias = \"kept\")]\n        #![doc = \"inner, kept\"]\n        $(#[doc = $d])* $(/// kept\n)* $( fn $f() { loop {} })*\n        impl $t {  pub const fn c() -> u8 { 1 } }\n    };\n}\n";
         assert_eq!(signatures_only(text).expect("parses"), want);
     }
 }
