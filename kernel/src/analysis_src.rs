@@ -1,12 +1,14 @@
 //! The std sources rust-analyzer reads (`RUST_SRC_PATH`) to know std's types: `core`, `alloc`,
 //! `std` and what they include by path, without tests, benches and `core::arch` (16 MB of
 //! intrinsics no lesson uses), and **with every function body but a `const fn`'s replaced by
-//! `{ loop {} }`**, those that std's `macro_rules!` write out included, and **without the docs in
-//! macros' transcribers** (every expansion copies them). rust-analyzer needs std's signatures, not
-//! its bodies, to infer a cell's types (a `const fn` may size an array type); its hover still shows
-//! the docs of std's items, except those its macros write (the integer types' methods). Its first analysis of a session parses all of std and expands its
-//! macros: 13.9 MB instead of 25, 10.5 MB of which with signatures only, ~2 s less before a kernel's
-//! first cell on a 2-core machine; the macros' bodies, ~0.9 s more (docs/benchmarks.md).
+//! `{ loop {} }`**, those that std's `macro_rules!` write out included, and **without the docs and
+//! stability attributes in macros' transcribers** (every expansion copies them). rust-analyzer needs
+//! std's signatures, not its bodies, to infer a cell's types (a `const fn` may size an array type);
+//! its hover still shows the docs of std's items, except those its macros write (the integer types'
+//! methods). Its first analysis of a session parses all of std and expands its macros: 13.9 MB
+//! instead of 25, 10.5 MB of which with signatures only, ~2 s less before a kernel's first cell on a
+//! 2-core machine; the macros' bodies, ~0.9 s more; their docs and attributes, ~0.5 s more
+//! (docs/benchmarks.md).
 //!
 //! Built once per toolchain in the cache; `None` when `rust-src` is missing (rust-analyzer then goes
 //! without std's sources).
@@ -22,7 +24,7 @@ use crate::setup::Toolchain;
 const NO_BODY: &str = "{ loop {} }";
 
 /// Names this form of the sources in the cache (a new form, a new directory).
-const FORM: &str = "signatures-5";
+const FORM: &str = "signatures-9";
 
 /// The directory to name in `RUST_SRC_PATH`, built if needed.
 pub fn prepare(caches: &Caches, toolchain: &Toolchain) -> Option<PathBuf> {
@@ -110,11 +112,14 @@ fn signatures_only(text: &str) -> Option<String> {
     Some(out)
 }
 
-/// The docs in a `macro_rules!`'s transcribers (`///`, `//!` and block doc comments; `#[doc = ...]`
-/// attributes, `concat!` ones included), which every expansion copies: `core::num`'s macros write
-/// each integer type's methods with their docs, half of those files' text. Docs in matchers stay
-/// (they are patterns), and so do `#[doc(hidden)]` and `#[doc(alias = ...)]`. Hover over a method
-/// that a std macro writes shows its signature without docs.
+/// What a `macro_rules!`'s transcribers write that rust-analyzer does not read and every expansion
+/// copies: docs (`///`, `//!` and block doc comments; `#[doc = ...]` attributes, `concat!` ones
+/// included) and [`INERT`] attributes (`#[stable(...)]`, `#[inline]`, ...). `core::num`'s macros
+/// write each integer type's methods with their docs and attributes, half of those files' text.
+/// Left alone: matchers (patterns), `#[doc(hidden)]` and `#[doc(alias = ...)]`, a repetition that
+/// would be left empty (`$(#[doc = $d])*` would not expand), what a transcriber hands to another
+/// macro (`m!(...)`: its patterns may match the attributes), and a `macro_rules!` a transcriber
+/// writes. Hover over a method that a std macro writes shows its signature without docs.
 fn macro_docs(rules: &SyntaxNode) -> Vec<TextRange> {
     let mut docs = Vec::new();
     let trees = rules.children().filter(|child| child.kind() == SyntaxKind::TOKEN_TREE);
@@ -125,38 +130,38 @@ fn macro_docs(rules: &SyntaxNode) -> Vec<TextRange> {
 }
 
 fn transcriber_docs(tree: &SyntaxNode, docs: &mut Vec<TextRange>) {
-    let parts: Vec<SyntaxElement> = tree.children_with_tokens().collect();
-    let mut last: Option<&SyntaxElement> = None; // the last part that is not trivia
-    for part in &parts {
-        match part {
+    let mut seen: Vec<SyntaxElement> = Vec::new(); // the parts so far that are not trivia
+    for part in tree.children_with_tokens() {
+        match &part {
             SyntaxElement::Token(token) if token.kind() == SyntaxKind::COMMENT => {
                 if is_doc_comment(token.text()) {
                     docs.push(token.text_range());
                 }
+                continue;
             }
-            SyntaxElement::Token(token) if token.kind().is_trivia() => {}
+            SyntaxElement::Token(token) if token.kind().is_trivia() => continue,
+            SyntaxElement::Token(_) => {}
             SyntaxElement::Node(node) => {
-                match last.filter(|hash| text(hash) == "#") {
-                    Some(hash) if is_doc_value(node) => docs.push(TextRange::new(hash.text_range().start(), node.text_range().end())),
-                    // A repetition of docs alone (`$(#[doc = $d])*`) stays: emptied, it would not expand.
-                    _ if last.is_some_and(|dollar| text(dollar) == "$") && only_docs(node) => {}
-                    _ => transcriber_docs(node, docs),
+                let back = |n: usize| seen.len().checked_sub(n).map_or("", |i| text(&seen[i]));
+                if back(1) == "#" && is_dropped_attr(node) {
+                    docs.push(TextRange::new(seen[seen.len() - 1].text_range().start(), node.text_range().end()));
+                } else if !(back(1) == "$" && only_docs(node)) && back(1) != "!" && back(3) != "macro_rules" {
+                    transcriber_docs(node, docs);
                 }
-                last = Some(part);
             }
-            SyntaxElement::Token(_) => last = Some(part),
         }
+        seen.push(part);
     }
 }
 
-/// Whether a token tree (`(...)`) holds docs and nothing else.
+/// Whether a token tree (`(...)`) holds docs and dropped attributes and nothing else.
 fn only_docs(tree: &SyntaxNode) -> bool {
     let parts: Vec<SyntaxElement> = tree.children_with_tokens().filter(|part| !part.kind().is_trivia() || is_doc(part)).collect();
     let inner = parts.get(1..parts.len().saturating_sub(1)).unwrap_or_default(); // inside the delimiters
     let mut rest = inner.iter();
     while let Some(part) = rest.next() {
-        let doc_attr = text(part) == "#" && rest.next().and_then(|tree| tree.as_node()).is_some_and(is_doc_value);
-        if !is_doc(part) && !doc_attr {
+        let attr = text(part) == "#" && rest.next().and_then(|tree| tree.as_node()).is_some_and(is_dropped_attr);
+        if !is_doc(part) && !attr {
             return false;
         }
     }
@@ -175,13 +180,19 @@ fn is_doc_comment(comment: &str) -> bool {
         || comment.starts_with("/*!")
 }
 
-/// `[doc = ...]`, the tree after an attribute's `#`.
-fn is_doc_value(tree: &SyntaxNode) -> bool {
+/// `[doc = ...]` or `[NAME...]` with NAME in [`INERT`]: the tree after an attribute's `#`.
+fn is_dropped_attr(tree: &SyntaxNode) -> bool {
     let mut tokens = tree.children_with_tokens().filter(|part| !part.kind().is_trivia());
-    tokens.next().is_some_and(|t| text(&t) == "[")
-        && tokens.next().is_some_and(|t| text(&t) == "doc")
-        && tokens.next().is_some_and(|t| text(&t) == "=")
+    if !tokens.next().is_some_and(|t| text(&t) == "[") {
+        return false;
+    }
+    let name = tokens.next();
+    let name = name.as_ref().map_or("", text);
+    INERT.contains(&name) || (name == "doc" && tokens.next().is_some_and(|t| text(&t) == "="))
 }
+
+/// Attributes rust-analyzer does not read for types (stability, code generation, lints).
+const INERT: &[&str] = &["stable", "rustc_const_stable", "rustc_const_unstable", "inline", "must_use", "track_caller", "rustc_diagnostic_item", "rustc_inherit_overflow_checks", "rustc_allow_const_fn_unstable"];
 
 /// The function bodies a `macro_rules!` (its token tree: `{ (matcher) => {transcriber}; ... }`)
 /// writes out: in its transcribers, a `{...}` after `fn NAME` (or `fn $name`) and its signature,
@@ -268,8 +279,8 @@ mod tests {
 
     #[test]
     fn macros_lose_their_docs_items_keep_theirs() {
-        let text = "/// Item docs.\n#[doc = \"stay\"]\npub struct S;\nmacro_rules! m {\n    ($(#[$a:meta])* /// in a pattern\n $t:ty) => {\n        /// Gone.\n        //// not a doc\n        /** gone */\n        #[doc = concat!(\"gone \", stringify!($t))]\n        #[doc(hidden)]\n        #[doc(alias = \"kept\")]\n        #![doc = \"inner, kept\"]\n        $(#[doc = $d])* $(/// kept\n)* $(#[doc = $e] fn $f() {})*\n        impl $t { #[doc = \"gone\"] pub const fn c() -> u8 { 1 } }\n    };\n}\n";
-        let want = "/// Item docs.\n#[doc = \"stay\"]\npub struct S;\nmacro_rules! m {\n    ($(#[$a:meta])* /// in a pattern\n $t:ty) => {\n        \n        //// not a doc\n        \n        \n        #[doc(hidden)]\n        #[doc(alias = \"kept\")]\n        #![doc = \"inner, kept\"]\n        $(#[doc = $d])* $(/// kept\n)* $( fn $f() { loop {} })*\n        impl $t {  pub const fn c() -> u8 { 1 } }\n    };\n}\n";
+        let text = "/// Item docs.\n#[doc = \"stay\"]\npub struct S;\nmacro_rules! m {\n    ($(#[$a:meta])* /// in a pattern\n $t:ty) => {\n        /// Gone.\n        //// not a doc\n        /** gone */\n        #[doc = concat!(\"gone \", stringify!($t))]\n        #[doc(hidden)]\n        #[doc(alias = \"kept\")]\n        #![doc = \"inner, kept\"]\n        $(#[doc = $d])* $(/// kept\n)* $(#[doc = $e] fn $f() {})*\n        #[stable(feature = \"x\", since = \"1.0\")] #[inline] #[cfg(unix)]\n        other! { #[stable(feature = \"x\")] /// kept\n }\n        macro_rules! inner { () => { /// kept\n } }\n        impl $t { #[doc = \"gone\"] pub const fn c() -> u8 { 1 } }\n    };\n}\n";
+        let want = "/// Item docs.\n#[doc = \"stay\"]\npub struct S;\nmacro_rules! m {\n    ($(#[$a:meta])* /// in a pattern\n $t:ty) => {\n        \n        //// not a doc\n        \n        \n        #[doc(hidden)]\n        #[doc(alias = \"kept\")]\n        #![doc = \"inner, kept\"]\n        $(#[doc = $d])* $(/// kept\n)* $( fn $f() { loop {} })*\n          #[cfg(unix)]\n        other! { #[stable(feature = \"x\")] /// kept\n }\n        macro_rules! inner { () => { /// kept\n } }\n        impl $t {  pub const fn c() -> u8 { 1 } }\n    };\n}\n";
         assert_eq!(signatures_only(text).expect("parses"), want);
     }
 }
