@@ -122,11 +122,13 @@ fn signatures_only(text: &str) -> Option<String> {
 /// writes. Hover over a method that a std macro writes shows its signature without docs.
 fn macro_docs(rules: &SyntaxNode) -> Vec<TextRange> {
     let mut docs = Vec::new();
-    let trees = rules.children().filter(|child| child.kind() == SyntaxKind::TOKEN_TREE);
-    for transcriber in trees.skip(1).step_by(2) {
-        transcriber_docs(&transcriber, &mut docs);
-    }
+    transcribers(rules).for_each(|transcriber| transcriber_docs(&transcriber, &mut docs));
     docs
+}
+
+/// A `macro_rules!`'s transcribers: every second token tree of `{ (matcher) => {transcriber}; ... }`.
+fn transcribers(rules: &SyntaxNode) -> impl Iterator<Item = SyntaxNode> {
+    rules.children().filter(|child| child.kind() == SyntaxKind::TOKEN_TREE).skip(1).step_by(2)
 }
 
 fn transcriber_docs(tree: &SyntaxNode, docs: &mut Vec<TextRange>) {
@@ -201,10 +203,7 @@ const INERT: &[&str] = &["stable", "rustc_const_stable", "rustc_const_unstable",
 /// is matched against the macro's input), and so are `macro_rules!` written by a macro.
 fn macro_bodies(rules: &SyntaxNode) -> Vec<TextRange> {
     let mut bodies = Vec::new();
-    let trees = rules.children().filter(|child| child.kind() == SyntaxKind::TOKEN_TREE);
-    for transcriber in trees.skip(1).step_by(2) {
-        transcriber_bodies(&transcriber, &mut bodies);
-    }
+    transcribers(rules).for_each(|transcriber| transcriber_bodies(&transcriber, &mut bodies));
     bodies
 }
 
