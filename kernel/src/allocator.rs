@@ -8,8 +8,8 @@
 //! the system's `malloc` (through the binary's counting wrappers, `user_process::allocations`), and a
 //! value made by a cell may be freed by the binary's code or the other way round, so both must use
 //! one allocator there. The role is fixed for a process's life by its environment (evcxr starts
-//! the user process with `EVCXR_IS_RUNTIME`), read at the first allocation with `getenv`, which
-//! does not allocate.
+//! the user process so: `user_process::is_user_process_without_allocating`), read at the first
+//! allocation. `RUST_JIT_KERNEL_MIMALLOC=off` keeps glibc's everywhere (for A/B measurements).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -28,12 +28,13 @@ static CHOICE: AtomicU8 = AtomicU8::new(UNKNOWN);
 fn choice() -> u8 {
     match CHOICE.load(Ordering::Relaxed) {
         UNKNOWN => {
-            // SAFETY: a NUL-terminated name; getenv only reads the environment.
-            let user_process = !unsafe { libc::getenv(c"EVCXR_IS_RUNTIME".as_ptr()) }.is_null();
-            let off = !unsafe { libc::getenv(c"RUST_JIT_KERNEL_MIMALLOC".as_ptr()) }.is_null() && {
-                // SAFETY: as above; the value is a C string while the environment is unchanged.
-                let value = unsafe { std::ffi::CStr::from_ptr(libc::getenv(c"RUST_JIT_KERNEL_MIMALLOC".as_ptr())) };
-                value.to_bytes() == b"off"
+            let user_process = crate::user_process::is_user_process_without_allocating();
+            // SAFETY: a NUL-terminated name; getenv only reads the environment, and its value is a C
+            // string while the environment is unchanged (no other thread runs yet at a first allocation
+            // that matters: `main`'s).
+            let off = unsafe {
+                let value = libc::getenv(c"RUST_JIT_KERNEL_MIMALLOC".as_ptr());
+                !value.is_null() && std::ffi::CStr::from_ptr(value).to_bytes() == b"off"
             };
             let choice = if user_process || off { SYSTEM } else { MIMALLOC };
             // Two threads racing at the very first allocation both read the same environment.

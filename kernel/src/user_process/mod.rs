@@ -21,7 +21,7 @@ pub mod stdin;
 use std::ffi::{c_void, CString};
 
 /// The variable evcxr sets in the environment of the process it starts as the user process.
-const EVCXR_IS_RUNTIME: &str = "EVCXR_IS_RUNTIME";
+const EVCXR_IS_RUNTIME: &std::ffi::CStr = c"EVCXR_IS_RUNTIME";
 /// evcxr's end-of-cell line.
 const EXECUTION_COMPLETE: &str = "EVCXR_EXECUTION_COMPLETE";
 /// evcxr's line for "the cell panicked": it keeps the variables from before the cell.
@@ -41,7 +41,14 @@ pub const NO_SNAPSHOT: &str = "RJK_NO_SNAPSHOT ";
 
 /// Whether this process was started as the user process.
 pub fn is_user_process() -> bool {
-    std::env::var_os(EVCXR_IS_RUNTIME).is_some()
+    is_user_process_without_allocating()
+}
+
+/// [`is_user_process`] for the binary's allocator (`crate::allocator`), which asks before anything
+/// can be allocated: `getenv` reads the environment in place.
+pub fn is_user_process_without_allocating() -> bool {
+    // SAFETY: a NUL-terminated name; getenv only reads the environment.
+    !unsafe { libc::getenv(EVCXR_IS_RUNTIME.as_ptr()) }.is_null()
 }
 
 /// Writes `text` to fd 1 directly (not through either copy of std's stdout, whose lock a
