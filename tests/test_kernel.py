@@ -314,7 +314,7 @@ def test_interrupt_during_a_compile_keeps_everything(fresh_kernel, tmp_path):
 
 def test_variables_of_std_types_written_by_std_macros_are_inferred(kernel):
     # rust-analyzer infers each new variable's type from the kernel's analysis sources, in which std's
-    # macros lose their bodies and docs (kernel/src/analysis_src.rs): the impls those macros write
+    # macros lose their bodies, docs and stability attributes (kernel/src/analysis_src.rs): the impls those macros write
     # (integer conversions and methods, Wrapping, NonZero, atomics) must still be there.
     kernel.ok(
         "let a = u32::from(3u8);\nlet b = std::num::Wrapping(250u8) + std::num::Wrapping(10);\n"

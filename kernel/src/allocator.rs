@@ -8,7 +8,7 @@
 //! the system's `malloc` (through the binary's counting wrappers, `user_process::allocations`), and a
 //! value made by a cell may be freed by the binary's code or the other way round, so both must use
 //! one allocator there. The role is fixed for a process's life by its environment (evcxr starts
-//! the user process so: `user_process::is_user_process_without_allocating`), read at the first
+//! the user process so: `user_process::is_user_process`, which allocates nothing), read at the first
 //! allocation. `RUST_JIT_KERNEL_MIMALLOC=off` keeps glibc's everywhere (for A/B measurements).
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -28,7 +28,7 @@ static CHOICE: AtomicU8 = AtomicU8::new(UNKNOWN);
 fn choice() -> u8 {
     match CHOICE.load(Ordering::Relaxed) {
         UNKNOWN => {
-            let user_process = crate::user_process::is_user_process_without_allocating();
+            let user_process = crate::user_process::is_user_process();
             // SAFETY: a NUL-terminated name; getenv only reads the environment, and its value is a C
             // string while the environment is unchanged (no other thread runs yet at a first allocation
             // that matters: `main`'s).

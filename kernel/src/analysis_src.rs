@@ -78,7 +78,7 @@ fn copy_sources(from: &Path, to: &Path) -> std::io::Result<()> {
 
 /// `text` with the body of every function that is not a `const fn` replaced by [`NO_BODY`] (the
 /// outermost ones: a function inside a body goes with it), also where a `macro_rules!` writes one
-/// out ([`macro_bodies`]), whose doc comments and `#[doc = ...]` attributes go too
+/// out ([`macro_bodies`]), whose docs and attributes rust-analyzer does not read go too
 /// ([`macro_docs`]); `None` when the file does not parse cleanly (it is kept as it is).
 fn signatures_only(text: &str) -> Option<String> {
     let parse = SourceFile::parse(text, Edition::Edition2024);

@@ -39,14 +39,9 @@ pub const TOOK_OVER: &str = "RJK_TOOK_OVER ";
 /// cell output evcxr passes on while it starts), nor when snapshots are off (the kernel knows).
 pub const NO_SNAPSHOT: &str = "RJK_NO_SNAPSHOT ";
 
-/// Whether this process was started as the user process.
+/// Whether this process was started as the user process. Allocates nothing (`getenv` reads the
+/// environment in place): the binary's allocator (`crate::allocator`) asks before anything is allocated.
 pub fn is_user_process() -> bool {
-    is_user_process_without_allocating()
-}
-
-/// [`is_user_process`] for the binary's allocator (`crate::allocator`), which asks before anything
-/// can be allocated: `getenv` reads the environment in place.
-pub fn is_user_process_without_allocating() -> bool {
     // SAFETY: a NUL-terminated name; getenv only reads the environment.
     !unsafe { libc::getenv(EVCXR_IS_RUNTIME.as_ptr()) }.is_null()
 }
