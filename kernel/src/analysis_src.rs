@@ -1,6 +1,6 @@
 //! The std sources rust-analyzer reads (`RUST_SRC_PATH`) to know std's types: `core`, `alloc`,
-//! `std` and what they include by path, without tests, benches and `core::arch` (16 MB of
-//! intrinsics no lesson uses), and **with every function body but a `const fn`'s replaced by
+//! `std` and what they include by path, without tests, benches, `core::arch` and modules unstable
+//! as a whole ([`LEFT_OUT`]), and **with every function body but a `const fn`'s replaced by
 //! `{ loop {} }`**, those that std's `macro_rules!` write out included, and **without the docs and
 //! stability attributes in macros' transcribers** (every expansion copies them). rust-analyzer needs
 //! std's signatures, not its bodies, to infer a cell's types (a `const fn` may size an array type);
@@ -24,7 +24,7 @@ use crate::setup::Toolchain;
 const NO_BODY: &str = "{ loop {} }";
 
 /// Names this form of the sources in the cache (a new form, a new directory).
-const FORM: &str = "signatures-9";
+const FORM: &str = "signatures-10";
 
 /// The directory to name in `RUST_SRC_PATH`, built if needed.
 pub fn prepare(caches: &Caches, toolchain: &Toolchain) -> Option<PathBuf> {
@@ -40,9 +40,11 @@ pub fn prepare(caches: &Caches, toolchain: &Toolchain) -> Option<PathBuf> {
                 copy_sources(&source.join(name), &target.join(name))?;
             }
         }
-        let arch = target.join("stdarch/crates/core_arch/src");
-        std::fs::create_dir_all(&arch)?;
-        std::fs::write(arch.join("mod.rs"), "//! core::arch is left out of the kernel's analysis sources.\n")?;
+        for (file, text) in LEFT_OUT.iter().filter(|(file, _)| source.join(file).exists()) {
+            let file = target.join(file);
+            std::fs::create_dir_all(file.parent().unwrap_or(&target))?;
+            std::fs::write(file, format!("//! Left out of the kernel's analysis sources.\n{text}"))?;
+        }
         std::fs::write(target.join(".complete"), "")
     };
     match build() {
@@ -53,6 +55,22 @@ pub fn prepare(caches: &Caches, toolchain: &Toolchain) -> Option<PathBuf> {
         }
     }
 }
+
+/// Files written in place of std's, each the least its includer needs: `core::arch` (16 MB of
+/// intrinsics no lesson uses), and modules that are unstable as a whole, which no cell on a stable
+/// toolchain can name and whose macros rust-analyzer would otherwise expand at every start
+/// (`core::simd` and its `std` part, `core::intrinsics::simd`, the `f16` and `f128` types'
+/// methods): ~0.16 s less before the first cell on a 2-core machine (docs/benchmarks.md).
+const LEFT_OUT: &[(&str, &str)] = &[
+    ("stdarch/crates/core_arch/src/mod.rs", ""),
+    ("portable-simd/crates/core_simd/src/mod.rs", "pub mod simd {}\n"), // `core::simd` re-exports `core_simd::simd::*`
+    ("portable-simd/crates/std_float/src/lib.rs", "pub trait StdFloat {}\n"), // `std::simd` re-exports it
+    ("core/src/intrinsics/simd.rs", ""),
+    ("core/src/num/f16.rs", ""),
+    ("core/src/num/f128.rs", ""),
+    ("std/src/f16.rs", ""),
+    ("std/src/f128.rs", ""),
+];
 
 /// Copies a source tree, leaving out `tests` and `benches` directories, with Rust files reduced to
 /// their signatures.

@@ -25,11 +25,12 @@
 //! crate is stale after a fast build, so the next cargo run rebuilds it, which it would anyway (its
 //! source changed).
 //!
-//! How evcxr finds the front: [`prepare`] makes a toolchain directory with only `bin/cargo` in the
-//! slot; `PATH` and `RUSTUP_TOOLCHAIN` name it, so both of evcxr's ways to find cargo (`rustup
-//! which cargo`, then `PATH`) find the front, and its search for rustc falls through to the real
-//! toolchain. The user process gets back the `RUSTUP_TOOLCHAIN` the kernel was started with
-//! ([`crate::build_env`]).
+//! How evcxr finds the front: [`prepare`] makes a toolchain directory in the slot, `bin/cargo` (the
+//! front) and `bin/rustc` (a link to the real one); `PATH` and `RUSTUP_TOOLCHAIN` name it, so both
+//! of evcxr's ways to find cargo and rustc (`rustup which`, then `PATH`) find them at once. (Without
+//! the link, `rustup which rustc` fails, and with `RUST_BACKTRACE` set it spends ~80 ms of every
+//! start printing its backtrace before evcxr looks on `PATH`.) The user process gets back the
+//! `RUSTUP_TOOLCHAIN` the kernel was started with ([`crate::build_env`]).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -66,7 +67,8 @@ const PLAN: &str = "target/rjk-cell-build.json";
 /// The slow path's record, beside it.
 const RECORD: &str = "target/rjk-cell-build.record.json";
 
-/// The slot's toolchain directory for evcxr (`<slot>/toolchain/bin/cargo`, a link to this binary),
+/// The slot's toolchain directory for evcxr (`<slot>/toolchain/bin/cargo`, a link to this binary;
+/// `bin/rustc`, one to the real rustc),
 /// named by `RUSTUP_TOOLCHAIN` (this process's environment: call before any thread starts), with the
 /// real cargo in `RJK_REAL_CARGO`; returns its `bin`, for the caller to put first on `PATH`. `None`
 /// with `RUST_JIT_KERNEL_CARGO_FRONT=off`.
@@ -76,9 +78,15 @@ pub fn prepare(slot: &Path, real_bin: &Path, answers: &Path) -> std::io::Result<
     }
     let bin = slot.join("toolchain/bin");
     std::fs::create_dir_all(&bin)?;
-    let link = bin.join("cargo");
-    let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink(std::env::current_exe()?, &link)?;
+    let link = |to: &Path, name: &str| {
+        let at = bin.join(name);
+        let _ = std::fs::remove_file(&at);
+        std::os::unix::fs::symlink(to, at)
+    };
+    link(&std::env::current_exe()?, "cargo")?;
+    if real_bin.join("rustc").exists() {
+        link(&real_bin.join("rustc"), "rustc")?;
+    }
     std::env::set_var(REAL_CARGO_VAR, real_bin.join("cargo"));
     std::env::set_var(answers::DIR_VAR, answers);
     crate::build_env::set_for_builds("RUSTUP_TOOLCHAIN", slot.join("toolchain"));
