@@ -36,8 +36,12 @@ cargo build --release --locked
 
 source tests/venv.sh
 
+# With --lab the learner runs the lesson: install runs it once first (--prepare), so that its #[jit]
+# and #[vectorize] compiles come from the cache. Headless, the run below is that run.
+prepare=()
+if $lab; then prepare=(--prepare "$lesson"); fi
 printf '\n== %s\n' "installing the kernel into .venv and building the session crate"
-./target/release/rust-jit-kernel install --prefix "$venv"
+./target/release/rust-jit-kernel install --prefix "$venv" "${prepare[@]}"
 
 if $lab; then
   printf '\n== %s\n' "JupyterLab on the lesson (Ctrl+C to stop)"
