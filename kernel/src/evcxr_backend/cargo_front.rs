@@ -68,9 +68,8 @@ const PLAN: &str = "target/rjk-cell-build.json";
 const RECORD: &str = "target/rjk-cell-build.record.json";
 
 /// The slot's toolchain directory for evcxr (`<slot>/toolchain/bin/cargo`, a link to this binary;
-/// `bin/rustc`, one to the real rustc),
-/// named by `RUSTUP_TOOLCHAIN` (this process's environment: call before any thread starts), with the
-/// real cargo in `RJK_REAL_CARGO`; returns its `bin`, for the caller to put first on `PATH`. `None`
+/// `bin/rustc`, one to the real rustc), named by `RUSTUP_TOOLCHAIN` (this process's environment:
+/// call before any thread starts), with the real cargo in `RJK_REAL_CARGO`; returns its `bin`, for the caller to put first on `PATH`. `None`
 /// with `RUST_JIT_KERNEL_CARGO_FRONT=off`.
 pub fn prepare(slot: &Path, real_bin: &Path, answers: &Path) -> std::io::Result<Option<PathBuf>> {
     if std::env::var_os(SWITCH_VAR).is_some_and(|v| v == "off") {
@@ -84,8 +83,9 @@ pub fn prepare(slot: &Path, real_bin: &Path, answers: &Path) -> std::io::Result<
         std::os::unix::fs::symlink(to, at)
     };
     link(&std::env::current_exe()?, "cargo")?;
-    if real_bin.join("rustc").exists() {
-        link(&real_bin.join("rustc"), "rustc")?;
+    let rustc = real_bin.join("rustc");
+    if rustc.exists() {
+        link(&rustc, "rustc")?;
     }
     std::env::set_var(REAL_CARGO_VAR, real_bin.join("cargo"));
     std::env::set_var(answers::DIR_VAR, answers);
