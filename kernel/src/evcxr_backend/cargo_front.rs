@@ -69,8 +69,8 @@ const RECORD: &str = "target/rjk-cell-build.record.json";
 
 /// The slot's toolchain directory for evcxr (`<slot>/toolchain/bin/cargo`, a link to this binary;
 /// `bin/rustc`, one to the real rustc), named by `RUSTUP_TOOLCHAIN` (this process's environment:
-/// call before any thread starts), with the real cargo in `RJK_REAL_CARGO`; returns its `bin`, for the caller to put first on `PATH`. `None`
-/// with `RUST_JIT_KERNEL_CARGO_FRONT=off`.
+/// call before any thread starts), with the real cargo in `RJK_REAL_CARGO`; returns its `bin`, for
+/// the caller to put first on `PATH`. `None` with `RUST_JIT_KERNEL_CARGO_FRONT=off`.
 pub fn prepare(slot: &Path, real_bin: &Path, answers: &Path) -> std::io::Result<Option<PathBuf>> {
     if std::env::var_os(SWITCH_VAR).is_some_and(|v| v == "off") {
         return Ok(None);
