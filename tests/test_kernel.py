@@ -482,15 +482,34 @@ def test_env_rustflags_reach_later_compiles(kernel):
     assert kernel.result("cfg!(rjk_bench_flag)") == "false"
 
 
+def kernels_cache():
+    """The kernels' own cache directory, as the kernel finds it."""
+    from pathlib import Path
+
+    return Path(os.environ.get("RUST_JIT_KERNEL_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rust-jit-kernel")
+
+
 def kept_cells_naming(path) -> list:
     """The kept cells (ARCHITECTURE.md: the cargo front's path) whose rustc call read `path`, in
     every slot of the kernels' cache: each entry's file (a new one when kept again) and the time it
     was last kept or given back."""
-    from pathlib import Path
-
-    cache = Path(os.environ.get("RUST_JIT_KERNEL_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rust-jit-kernel")
-    return [((inputs, inputs.stat().st_ino), inputs.stat().st_mtime) for inputs in cache.glob("sessions/*/build/target/*/debug/rjk-cells/*/inputs")
+    return [((inputs, inputs.stat().st_ino), inputs.stat().st_mtime) for inputs in kernels_cache().glob("sessions/*/build/target/*/debug/rjk-cells/*/inputs")
             if str(path) in inputs.read_text()]
+
+
+def test_cells_link_with_rust_lld_and_what_gccs_start_files_give_works(kernel):
+    """Cells are linked by the toolchain's rust-lld without cc in front (evcxr_backend/cell_link.rs),
+    on a machine with gcc as this one: the kernel tried it once and kept what it found, gcc's start
+    files among it. What a cell links from std and the system libraries works: a thread-local's
+    destructor, a panic unwound in the cell's code (its unwind tables), libm, a thread."""
+    kept = [f.read_text() for f in kernels_cache().glob("cell-link/*")]
+    assert kept and all("rust-lld" in text and "crtbeginS.o" in text for text in kept), kept
+    kernel.ok("struct LinkNoisy(u32);\nimpl Drop for LinkNoisy { fn drop(&mut self) { println!(\"dropped {}\", self.0); } }\n"
+              "fn link_t() -> u32 { thread_local! { static LINK_T: LinkNoisy = LinkNoisy(5); } LINK_T.with(|n| n.0) }")
+    cell = kernel.ok("std::thread::spawn(link_t).join().unwrap()")
+    assert cell.result == "5" and "dropped 5" in cell.stdout, cell
+    assert kernel.result('std::thread::spawn(|| -> u8 { panic!("unwound in the cell") }).join().is_err()') == "true"
+    assert kernel.result("(0.5f64).tanh() > 0.46 && (2.0f64).cbrt() < 1.26") == "true"
 
 
 def test_cells_run_again_after_a_restart_are_the_same_and_see_changed_files(tmp_path):

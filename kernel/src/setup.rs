@@ -103,6 +103,9 @@ pub fn prepare_environment(caches: &Caches, toolchain: &Toolchain) -> std::io::R
     for (name, value) in crate::evcxr_backend::build_environment()? {
         crate::build_env::set_for_builds(name, value);
     }
+    if let Some(link) = crate::evcxr_backend::cell_link::prepare(caches, toolchain) {
+        crate::build_env::set_for_builds(crate::evcxr_backend::cell_link::VAR, link);
+    }
     let mut libraries = vec![toolchain.sysroot.join("lib/rustlib").join(&toolchain.host).join("lib"), toolchain.sysroot.join("lib")];
     libraries.extend(workspace.lib_dirs.iter().cloned());
     // The runtime's library (`libjit-<hash>.so`, see `evcxr_backend::rustc_wrapper`), for cells and jit libraries.

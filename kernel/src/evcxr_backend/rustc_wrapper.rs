@@ -70,7 +70,7 @@ pub fn wrap(rustc: &OsString, rest: &[OsString]) -> ! {
 
 /// [`wrap`], with `rest`'s plan made already; `fast`: without cargo.
 fn run(rustc: &OsString, rest: &[OsString], plan: Option<Plan>, fast: bool) -> ! {
-    let Some(plan) = plan else {
+    let Some(mut plan) = plan else {
         let error = Command::new(rustc).args(rest).exec();
         eprintln!("error: could not run rustc: {error}");
         std::process::exit(1);
@@ -94,6 +94,10 @@ fn run(rustc: &OsString, rest: &[OsString], plan: Option<Plan>, fast: bool) -> !
             eprintln!("error: could not write {}: {e}", dir.join(RUNTIME_RECORD).display());
             std::process::exit(1);
         }
+    }
+    if plan.session {
+        let link = super::cell_link::for_call(&plan.args);
+        plan.args.extend(link);
     }
     if fast && plan.session {
         super::cell_cache::compile(rustc, &plan.args, super::cargo_front::passed_on);
