@@ -2,12 +2,14 @@
 session and in an array session (a 100x100 array of f64 held), resident memory; rust-jit beside
 evcxr_jupyter in the same run, their cells alternating so both see the same machine.
 
-Usage: .venv/bin/python bench/kernel_bench.py [--evcxr PATH_TO_evcxr_jupyter] [--cells 20]
+Usage: .venv/bin/python bench/kernel_bench.py [--evcxr PATH_TO_evcxr_jupyter] [--cells 20] [--variant NAME=VALUE]
 `rust-jit` is installed first from RUST_JIT_KERNEL_BIN (default target/release/rust-jit-kernel), in a
 fresh cache; evcxr_jupyter (`cargo install evcxr_jupyter --version 0.22.0 --locked --root DIR`, then
 `--evcxr DIR/bin/evcxr_jupyter`) gets its kernelspec `rust` in a fresh directory on JUPYTER_PATH, and its
 array session `:dep ndarray` (the runtime's version). The trivial cells differ (`{i} + 1`), so no cache of
-compiled cells could answer them. Prints Markdown tables to paste into docs/benchmarks.md.
+compiled cells could answer them. `--variant NAME=VALUE` (repeatable) runs one more rust-jit kernel per
+variant, started with that variable set (an A/B in the same run, e.g. RUST_JIT_KERNEL_CELL_LINKER=cc).
+Prints Markdown tables to paste into docs/benchmarks.md.
 """
 from __future__ import annotations
 
@@ -55,21 +57,30 @@ def main() -> None:
     parser.add_argument("--evcxr", type=Path, help="the evcxr_jupyter binary to compare with")
     parser.add_argument("--cells", type=int, default=20)
     parser.add_argument("--report", type=Path, help="write the figures as JSON here")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=VALUE", help="also a rust-jit kernel started with NAME=VALUE")
     args = parser.parse_args()
     fresh_install("kernel-bench")
-    names = ["rust-jit"]
+    names = ["rust-jit"] + [f"rust-jit {v}" for v in args.variant]
     if args.evcxr:
         install_evcxr(args.evcxr)
         names.append("rust")
     kernels, first, rss = {}, {}, {}
     try:
         for name in names:
+            variant = name.removeprefix("rust-jit ").partition("=") if name.startswith("rust-jit ") else None
+            saved = dict(os.environ)
+            if variant:
+                os.environ[variant[0]] = variant[2]
             started = time.perf_counter()
-            kernels[name] = kernel(name).__enter__()
+            kernels[name] = kernel(name.split(" ")[0]).__enter__()
+            os.environ.clear()
+            os.environ.update(saved)
             first[name] = kernels[name].ok("1 + 1").reply_at - started
             rss[name] = rss_mib(kernel_pid(kernels[name]))
         plain = trivial(kernels, args.cells, 2)
-        kernels["rust-jit"].ok(ARRAY)
+        for name in names:
+            if name.startswith("rust-jit"):
+                kernels[name].ok(ARRAY)
         if "rust" in kernels:
             for cell in EVCXR_ARRAY:
                 kernels["rust"].ok(cell)

@@ -24,6 +24,7 @@ pub use registry::Registry;
 
 pub mod cargo_front;
 pub(crate) mod cell_cache;
+mod cell_fn;
 pub mod cell_link;
 pub use cell_cache::DIR as KEPT_CELLS_DIR;
 mod prelude;

@@ -96,6 +96,7 @@ fn run(rustc: &OsString, rest: &[OsString], plan: Option<Plan>, fast: bool) -> !
         }
     }
     if plan.session {
+        super::cell_fn::rename_in(&plan.args);
         let link = super::cell_link::for_call(&plan.args);
         plan.args.extend(link);
     }
