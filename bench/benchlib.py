@@ -80,10 +80,11 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {cpu}, {mem:.0f} GiB, {platform.system()} {platform.release()}; {rustc}; {mold}"
 
 
-def kernel(name: str = KERNEL_NAME) -> Kernel:
+def kernel(name: str = KERNEL_NAME, env: dict | None = None) -> Kernel:
     """A started kernel whose requests wait up to CELL_TIMEOUT; `with kernel() as k:` shuts it down.
-    `k.ok(code)` raises on an error; its `seconds` run from execute_request sent to idle received."""
-    return Kernel(name, timeout=CELL_TIMEOUT)
+    `k.ok(code)` raises on an error; its `seconds` run from execute_request sent to idle received.
+    `env`: variables set in the kernel's environment on top of this process's."""
+    return Kernel(name, timeout=CELL_TIMEOUT, env={**os.environ, **env} if env else None)
 
 
 def kernel_pid(k: Kernel) -> int:

@@ -60,26 +60,22 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=VALUE", help="also a rust-jit kernel started with NAME=VALUE")
     args = parser.parse_args()
     fresh_install("kernel-bench")
-    names = ["rust-jit"] + [f"rust-jit {v}" for v in args.variant]
+    # label -> (kernelspec, variables set for it)
+    specs = {"rust-jit": ("rust-jit", {})} | {f"rust-jit {v}": ("rust-jit", dict([v.split("=", 1)])) for v in args.variant}
     if args.evcxr:
         install_evcxr(args.evcxr)
-        names.append("rust")
+        specs["rust"] = ("rust", {})
+    names = list(specs)
     kernels, first, rss = {}, {}, {}
     try:
-        for name in names:
-            variant = name.removeprefix("rust-jit ").partition("=") if name.startswith("rust-jit ") else None
-            saved = dict(os.environ)
-            if variant:
-                os.environ[variant[0]] = variant[2]
+        for name, (spec, env) in specs.items():
             started = time.perf_counter()
-            kernels[name] = kernel(name.split(" ")[0]).__enter__()
-            os.environ.clear()
-            os.environ.update(saved)
+            kernels[name] = kernel(spec, env).__enter__()
             first[name] = kernels[name].ok("1 + 1").reply_at - started
             rss[name] = rss_mib(kernel_pid(kernels[name]))
         plain = trivial(kernels, args.cells, 2)
-        for name in names:
-            if name.startswith("rust-jit"):
+        for name, (spec, _) in specs.items():
+            if spec == "rust-jit":
                 kernels[name].ok(ARRAY)
         if "rust" in kernels:
             for cell in EVCXR_ARRAY:

@@ -120,6 +120,11 @@ pub fn prepare_environment(caches: &Caches, toolchain: &Toolchain) -> std::io::R
     Ok(workspace)
 }
 
+/// The first file `name` in a directory on `PATH`, as a shell would find the program.
+pub fn on_path(name: impl AsRef<Path>) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join(name.as_ref())).find(|p| p.is_file())
+}
+
 fn prepend_path(var: &str, mut dirs: Vec<PathBuf>) {
     if let Some(existing) = std::env::var_os(var) {
         dirs.extend(std::env::split_paths(&existing));

@@ -270,7 +270,7 @@ fn resolved(rustc: &OsStr) -> PathBuf {
     if named.components().count() > 1 {
         return named.to_path_buf();
     }
-    std::env::var_os("PATH").and_then(|path| std::env::split_paths(&path).map(|dir| dir.join(named)).find(|p| p.is_file())).unwrap_or_else(|| named.to_path_buf())
+    crate::setup::on_path(named).unwrap_or_else(|| named.to_path_buf())
 }
 
 fn content_hash(path: &Path) -> String {

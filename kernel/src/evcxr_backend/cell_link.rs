@@ -35,7 +35,7 @@ pub fn prepare(caches: &Caches, toolchain: &Toolchain) -> Option<String> {
     if std::env::var(SWITCH_VAR).is_ok_and(|v| v == "cc") {
         return None;
     }
-    prepare_with(caches, toolchain, &find_on_path("cc")?)
+    prepare_with(caches, toolchain, &crate::setup::on_path("cc")?)
 }
 
 /// [`prepare`] with `cc`, the C compiler rustc would run.
@@ -128,10 +128,6 @@ fn still_there(text: &str) -> bool {
         let path = arg.strip_prefix("-Clinker=").or_else(|| arg.strip_prefix("-Clink-arg=")).unwrap_or("");
         path.starts_with("-") || !path.starts_with('/') || Path::new(path).exists()
     })
-}
-
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join(name)).find(|p| p.is_file())
 }
 
 #[cfg(test)]

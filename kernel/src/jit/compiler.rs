@@ -350,7 +350,7 @@ impl Compile for JitCompiler {
 
 /// mold, when installed (evcxr links cells with it too).
 fn find_mold() -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join("mold")).find(|p| p.is_file())
+    crate::setup::on_path("mold")
 }
 
 #[cfg(test)]
