@@ -512,6 +512,30 @@ def test_cells_link_with_rust_lld_and_what_gccs_start_files_give_works(kernel):
     assert kernel.result("(0.5f64).tanh() > 0.46 && (2.0f64).cbrt() < 1.26") == "true"
 
 
+def test_a_cell_run_again_unchanged_comes_back_without_rustc(kernel):
+    """evcxr numbers its builds, but the cell's function keeps one name and symbol from cell to cell
+    (evcxr_backend/cell_fn.rs), so a cell run again with nothing changed in between is the same rustc
+    call: a kept cell (given back, no new entry), with the same result."""
+    kernel.ok("let again_v = vec![1, 2, 3];")
+    first = kernel.ok("again_v.iter().sum::<i32>() * 2")
+    entries = lambda: {p: p.stat().st_mtime_ns for p in kernels_cache().glob("sessions/*/build/target/*/debug/rjk-cells/*/inputs")}
+    before = entries()
+    time.sleep(0.05)
+    second = kernel.ok("again_v.iter().sum::<i32>() * 2")
+    after = entries()
+    assert first.result == second.result == "12", (first, second)
+    assert set(after) == set(before), "no new entry: not compiled again"
+    assert any(after[p] > before[p] for p in before), "an entry given back"
+
+
+def test_the_kernel_binary_is_position_dependent():
+    """kernel/build.rs links the binary without PIE: it starts once per cell as the cargo front,
+    and a PIE of its size spends ~1.3 ms of each start writing its relocations."""
+    with open(BINARY, "rb") as binary:
+        header = binary.read(18)
+    assert header[:4] == b"\x7fELF" and int.from_bytes(header[16:18], "little") == 2, "ET_EXEC"
+
+
 def test_cells_run_again_after_a_restart_are_the_same_and_see_changed_files(tmp_path):
     """Restart and run all: the cells come back from the kept cells (no rustc), with the same
     results, errors, output and panics (at the cell's line); a file a cell includes, once changed, is read again. (The kernel

@@ -161,7 +161,7 @@ impl EvcxrBackend {
     /// Runs evcxr while pumping output to `sink` and answering the cell's input requests;
     /// returns evcxr's result and what the pump learned.
     fn run_pumped(&mut self, code: &str, sink: OutputSink<'_>) -> (Result<evcxr::EvalOutputs, EvcxrError>, Report) {
-        let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
+        let (done_tx, done_rx) = crossbeam_channel::bounded::<bool>(1);
         let host_lines = self.host.as_ref().map(|h| h.lines.clone()).unwrap_or_else(never);
         let main_tid = Some(self.state.child_pid());
         let (stdout, stderr, ctx) = (&self.stdout, &self.stderr, &mut self.ctx);
@@ -181,7 +181,8 @@ impl EvcxrBackend {
             let pump = scope.spawn(move || pump_output(sink, main_tid, stdout, stderr, &host_lines, &done_rx));
             let mut callbacks = evcxr::EvalCallbacks { input_reader: &|request| answer(&request.prompt, request.is_password) };
             let result = ctx.execute_with_callbacks(code, &mut callbacks);
-            let _ = done_tx.send(());
+            // A cell that did not compile did not run: no end-of-cell line comes.
+            let _ = done_tx.send(!matches!(result, Err(EvcxrError::CompilationErrors(_))));
             let report = pump.join().unwrap_or_default();
             (result, report)
         })

@@ -24,12 +24,16 @@ use crossbeam_channel::{never, select, Receiver};
 use crate::backend::{LiveOutput, MimeBundle, OutputSink};
 pub use crate::crash::LastWords;
 use crate::user_process::stdin::{unescape, PROMPT_END};
-use crate::user_process::{NO_SNAPSHOT, RESTORED, TOOK_OVER};
+use crate::user_process::{monotonic_ns, CELL_END, NO_SNAPSHOT, RESTORED, TOOK_OVER};
 
-/// How long stderr must stay quiet after a cell ends before its output is complete.
-/// (The child's stderr is read by another thread; the panic text is written before the
-/// cell returns, so it is normally already there.)
+/// How long stderr must stay quiet after a cell that did not run ends before its output is
+/// complete (cargo's lines from the kernel's own stderr are read by another thread).
 const STDERR_SETTLE: Duration = Duration::from_millis(5);
+/// How long, after a cell that ran, stderr may stay quiet before the user process's end-of-cell
+/// line ([`CELL_END`]: everything the cell wrote to stderr comes before it, and the snapshot for
+/// the next cell is taken): past it (a user process that died without a snapshot), the output
+/// is taken as complete.
+const CELL_END_WAIT: Duration = Duration::from_millis(200);
 
 pub const BEGIN_DISPLAY: &str = "RJK_BEGIN_DISPLAY ";
 pub const END_DISPLAY: &str = "RJK_END_DISPLAY";
@@ -216,26 +220,43 @@ impl<'a> OutputPump<'a> {
 }
 
 
-/// Reads the user process's output until the cell ends, batching what is available.
+/// Reads the user process's output until the cell ends, batching what is available. `done`
+/// says when evcxr is done with the cell, and whether the cell ran in the user process (then its
+/// stderr is complete with the user process's end-of-cell line, else when it has been quiet
+/// for [`STDERR_SETTLE`]).
 pub fn pump_output(
     sink: OutputSink<'_>,
     main_tid: Option<u32>,
     stdout: &Receiver<String>,
     stderr: &Receiver<String>,
     host: &Receiver<String>,
-    done: &Receiver<()>,
+    done: &Receiver<bool>,
 ) -> Report {
+    let started = monotonic_ns();
     let mut pump = OutputPump::new(sink, main_tid);
     let (mut out_rx, mut err_rx, mut host_rx) = (stdout.clone(), stderr.clone(), host.clone());
-    let mut finishing = false;
+    let (mut finishing, mut ran, mut ended) = (false, false, false);
+    // A line of the user process's stderr; its end-of-cell line (this cell's, not one left from
+    // a cell nobody pumped) is not output.
+    let stderr_line = |pump: &mut OutputPump, line: &str| match line.strip_prefix(CELL_END) {
+        Some(at) => at.parse::<u64>().is_ok_and(|at| at >= started),
+        None => {
+            pump.stderr_line(line);
+            false
+        }
+    };
     loop {
+        if finishing && ended {
+            break;
+        }
         let mut got = false;
         if finishing {
+            let quiet = if ran { CELL_END_WAIT } else { STDERR_SETTLE };
             select! {
                 recv(out_rx) -> l => match l { Ok(l) => { pump.stdout_line(&l); got = true } Err(_) => out_rx = never() },
-                recv(err_rx) -> l => match l { Ok(l) => { pump.stderr_line(&l); got = true } Err(_) => err_rx = never() },
+                recv(err_rx) -> l => match l { Ok(l) => { ended |= stderr_line(&mut pump, &l); got = true } Err(_) => err_rx = never() },
                 recv(host_rx) -> l => match l { Ok(l) => { pump.stderr_line(&l); got = true } Err(_) => host_rx = never() },
-                default(STDERR_SETTLE) => {}
+                default(quiet) => {}
             }
             if !got {
                 break;
@@ -243,9 +264,12 @@ pub fn pump_output(
         } else {
             select! {
                 recv(out_rx) -> l => match l { Ok(l) => pump.stdout_line(&l), Err(_) => out_rx = never() },
-                recv(err_rx) -> l => match l { Ok(l) => pump.stderr_line(&l), Err(_) => err_rx = never() },
+                recv(err_rx) -> l => match l { Ok(l) => ended |= stderr_line(&mut pump, &l), Err(_) => err_rx = never() },
                 recv(host_rx) -> l => match l { Ok(l) => pump.stderr_line(&l), Err(_) => host_rx = never() },
-                recv(done) -> _ => finishing = true,
+                recv(done) -> r => {
+                    finishing = true;
+                    ran = r.unwrap_or(false);
+                }
             }
         }
         // Take whatever else is already waiting, then send it as one message per stream.
@@ -253,7 +277,7 @@ pub fn pump_output(
             if let Ok(l) = out_rx.try_recv() {
                 pump.stdout_line(&l);
             } else if let Ok(l) = err_rx.try_recv() {
-                pump.stderr_line(&l);
+                ended |= stderr_line(&mut pump, &l);
             } else if let Ok(l) = host_rx.try_recv() {
                 pump.stderr_line(&l);
             } else {
@@ -375,5 +399,39 @@ mod tests {
         );
         assert_eq!(out, vec![LiveOutput::Stderr("thread '<unnamed>' (78) panicked at src/lib.rs:3:1:\nworker\n".into())]);
         assert_eq!(panic.unwrap().message, "boom\nsecond line");
+    }
+
+    #[test]
+    fn a_cells_stderr_is_complete_at_its_end_of_cell_line_not_at_an_older_one() {
+        let seen = Mutex::new(Vec::new());
+        let sink = |o: LiveOutput| seen.lock().unwrap().push(o);
+        let (out_tx, out_rx) = crossbeam_channel::unbounded::<String>();
+        let (err_tx, err_rx) = crossbeam_channel::unbounded::<String>();
+        let (done_tx, done_rx) = crossbeam_channel::bounded::<bool>(1);
+        // One left from a cell nobody pumped (evcxr's at start), then this cell's.
+        err_tx.send(format!("{CELL_END}1")).unwrap();
+        let started = std::time::Instant::now();
+        std::thread::scope(|scope| {
+            let pump = scope.spawn(|| pump_output(&sink, Some(1), &out_rx, &err_rx, &never(), &done_rx));
+            std::thread::sleep(Duration::from_millis(20));
+            err_tx.send("warning: last words".to_string()).unwrap();
+            err_tx.send(format!("{CELL_END}{}", monotonic_ns())).unwrap();
+            done_tx.send(true).unwrap();
+            pump.join().unwrap();
+        });
+        assert!(started.elapsed() < CELL_END_WAIT, "ended at its line, not after waiting");
+        let text: String = seen.into_inner().unwrap().into_iter().map(|o| format!("{o:?}")).collect();
+        assert!(text.contains("warning: last words") && !text.contains(CELL_END.trim()), "{text}");
+        drop(out_tx);
+    }
+
+    #[test]
+    fn without_its_end_of_cell_line_a_cell_that_ran_ends_when_stderr_is_quiet() {
+        let sink = |_: LiveOutput| {};
+        let (done_tx, done_rx) = crossbeam_channel::bounded::<bool>(1);
+        done_tx.send(true).unwrap();
+        let started = std::time::Instant::now();
+        pump_output(&sink, Some(1), &never(), &never(), &never(), &done_rx);
+        assert!(started.elapsed() >= CELL_END_WAIT);
     }
 }

@@ -148,9 +148,8 @@ impl Call {
         }
         // Its absence after rustc says rustc did not write it.
         let _ = std::fs::remove_file(&self.dep_info);
-        match Command::new(rustc).args(args).stdin(std::process::Stdio::inherit()).output() {
-            Ok(output) => {
-                let outcome = Outcome { code: output.status.code(), stdout: output.stdout, stderr: output.stderr };
+        match rustc_until_linked(rustc, args) {
+            Ok(outcome) => {
                 if let Some(code) = outcome.code {
                     self.keep(code, &outcome.stdout, &outcome.stderr);
                 }
@@ -218,6 +217,85 @@ impl Call {
             return;
         }
         drop_oldest(&self.dir, KEPT);
+    }
+}
+
+/// rustc's note that it wrote the library (`--json=artifacts`): the linker has ended, and nothing
+/// is left of a compile that went this far but its incremental session finalized and its
+/// memory freed.
+fn wrote_library(stderr: &[u8]) -> bool {
+    stderr.split(|b| *b == b'\n').any(|line| line.starts_with(b"{\"$message_type\":\"artifact\"") && line.windows(14).any(|w| w == b"\"emit\":\"link\"}"))
+}
+
+/// Runs rustc and gives its outcome as soon as it has written the library ([`wrote_library`]): ~5 ms
+/// before it ends, which a child of this process waits out, reading whatever rustc still writes
+/// (so that rustc never writes to a closed pipe); without that note, when rustc ends.
+fn rustc_until_linked(rustc: &OsStr, args: &[OsString]) -> std::io::Result<Outcome> {
+    use std::os::fd::AsRawFd;
+    use std::process::Stdio;
+    let mut child = Command::new(rustc).args(args).stdin(Stdio::inherit()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let (out, err) = (child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
+    let mut fds = [out.as_raw_fd(), err.as_raw_fd()];
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let mut buffer = [0u8; 65536];
+    while fds.iter().any(|fd| *fd >= 0) {
+        let mut polled = fds.map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
+        // SAFETY: polling two descriptors this process holds (a negative one is skipped).
+        if unsafe { libc::poll(polled.as_mut_ptr(), 2, -1) } < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(std::io::Error::last_os_error());
+        }
+        for (i, p) in polled.iter().enumerate().filter(|(_, p)| p.fd >= 0 && p.revents != 0) {
+            // SAFETY: reading into a live buffer from a descriptor this process holds.
+            let n = unsafe { libc::read(p.fd, buffer.as_mut_ptr().cast(), buffer.len()) };
+            match n {
+                n if n > 0 => (if i == 0 { &mut stdout } else { &mut stderr }).extend_from_slice(&buffer[..n as usize]),
+                n if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
+                _ => fds[i] = -1,
+            }
+        }
+        if fds[1] >= 0 && stderr.ends_with(b"\n") && wrote_library(&stderr) {
+            drain_in_background(fds);
+            return Ok(Outcome { code: Some(0), stdout, stderr });
+        }
+    }
+    Ok(Outcome { code: child.wait()?.code(), stdout, stderr })
+}
+
+/// Reads `fds` to their end in a child of this process that holds nothing else (so that whoever
+/// reads this process's output sees its end when this process ends); here when there can be
+/// no child.
+fn drain_in_background(fds: [i32; 2]) {
+    let drain = || {
+        let mut buffer = [0u8; 4096];
+        for fd in fds.into_iter().filter(|fd| *fd >= 0) {
+            // SAFETY: reading into a live buffer until the end (or an error).
+            while unsafe { libc::read(fd, buffer.as_mut_ptr().cast(), buffer.len()) } > 0 {}
+        }
+    };
+    // SAFETY: the child only reads, closes and exits (no allocation, no lock: another thread of
+    // this process, rust-analyzer's parser's, may hold one).
+    match unsafe { libc::fork() } {
+        0 => unsafe {
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+            for fd in 0..3 {
+                libc::dup2(null, fd);
+            }
+            // Every other descriptor (`close_range`, Linux 5.9; where it fails they stay open).
+            let mut from = 3;
+            for fd in [fds[0].min(fds[1]), fds[0].max(fds[1]), i32::MAX].into_iter().filter(|fd| *fd >= 3) {
+                if fd > from {
+                    libc::syscall(libc::SYS_close_range, from as u32, (fd - 1) as u32, 0u32);
+                }
+                from = fd.saturating_add(1);
+            }
+            drain();
+            libc::_exit(0)
+        },
+        -1 => drain(),
+        _ => {}
     }
 }
 

@@ -27,6 +27,23 @@ const EXECUTION_COMPLETE: &str = "EVCXR_EXECUTION_COMPLETE";
 /// evcxr's line for "the cell panicked": it keeps the variables from before the cell.
 const PANIC_NOTIFICATION: &str = "EVCXR_PANIC_NOTIFICATION";
 
+/// `RJK_CELL_END <ns>`: the user process's last line on stderr for each cell, with the time
+/// ([`monotonic_ns`]), written once the snapshot the next cell finds is taken (after evcxr's
+/// end-of-cell line on stdout). The kernel's output pump ends the cell with it
+/// (`output::pump_output`): whatever the cell wrote to stderr came before it, so nothing waits
+/// for the pipe to go quiet; the kernel replies only once a process killed between cells has
+/// a snapshot to take over; and the time tells it from the line of a cell it did not pump
+/// (evcxr's own at start).
+pub const CELL_END: &str = "RJK_CELL_END ";
+
+/// The system's monotonic clock (`CLOCK_MONOTONIC`, the same in every process), in nanoseconds.
+pub fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: writes the current time into `now`.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
 /// `RJK_RESTORED <dead pid> <new pid>` on stdout: the process that ran the cell died and its
 /// snapshot, process `<new pid>`, is the user process now (written just before the end of the
 /// cell).
@@ -49,10 +66,19 @@ pub fn is_user_process() -> bool {
 /// Writes `text` to fd 1 directly (not through either copy of std's stdout, whose lock a
 /// thread that did not survive a fork may hold).
 fn say(text: &str) {
+    write_all(1, text);
+}
+
+/// [`CELL_END`] on stderr.
+fn say_cell_end() {
+    write_all(2, &format!("{CELL_END}{}\n", monotonic_ns()));
+}
+
+fn write_all(fd: i32, text: &str) {
     let mut bytes = text.as_bytes();
     while !bytes.is_empty() {
         // SAFETY: writing from a live buffer.
-        let n = unsafe { libc::write(1, bytes.as_ptr().cast(), bytes.len()) };
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
         if n < 0 {
             if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
                 continue;
@@ -75,6 +101,8 @@ pub fn run() -> ! {
     stdin::take_commands();
     let mut store: *mut c_void = std::ptr::null_mut();
     let mut first = true;
+    // A cell ended and its [`CELL_END`] is still to say.
+    let mut ended = false;
     loop {
         // Between cells: the snapshot of the session as the next cell finds it.
         let snapshot = match snapshot::take() {
@@ -89,9 +117,13 @@ pub fn run() -> ! {
                 } else {
                     say(&format!("{TOOK_OVER}{dead} {me}\n"));
                 }
+                ended = in_cell;
                 continue;
             }
         };
+        if std::mem::take(&mut ended) {
+            say_cell_end();
+        }
         let Some(line) = stdin::command() else { break };
         let Some((so, name)) = line.strip_prefix("LOAD_AND_RUN ").and_then(|rest| rest.rsplit_once(' ')) else {
             // A reply to an input request that came after its cell ended (an interrupt).
@@ -121,10 +153,15 @@ pub fn run() -> ! {
         // What the cell printed without a newline is its output too.
         stdin::flush_cell_stdout();
         say(&format!("{EXECUTION_COMPLETE}\n"));
+        ended = true;
         first = false;
     }
     std::process::exit(0);
 }
+
+/// The symbol of every cell's function: the evcxr backend writes evcxr's `run_user_code_N` under
+/// this one name (`evcxr_backend/cell_fn.rs`), which [`load`] looks up before the name evcxr sends.
+pub const CELL_SYMBOL: &str = "__rjk_cell_code";
 
 type UserFn = extern "C" fn(*mut c_void) -> *mut c_void;
 /// The runtime's `rjk_run_cell` (`jit/runtime/src/pool.rs`): runs a cell in the session pool.
@@ -147,11 +184,12 @@ pub extern "C" fn rjk_cell_thread() -> i32 {
 }
 
 /// Loads a cell's shared object (never unloaded: its thread-locals' destructors may run at
-/// exit) and finds its function, and the runtime's way to run it when the cell links the
-/// runtime.
+/// exit) and finds its function ([`CELL_SYMBOL`], else `name`, evcxr's), and the runtime's way
+/// to run it when the cell links the runtime.
 fn load(so: &str, name: &str) -> Result<(UserFn, Option<RunCellFn>), String> {
     let path = CString::new(so).map_err(|e| e.to_string())?;
     let symbol = CString::new(name).map_err(|e| e.to_string())?;
+    let cell_symbol = CString::new(CELL_SYMBOL).map_err(|e| e.to_string())?;
     let dl_error = || {
         // SAFETY: dlerror returns a thread-local C string or null.
         let e = unsafe { libc::dlerror() };
@@ -162,8 +200,13 @@ fn load(so: &str, name: &str) -> Result<(UserFn, Option<RunCellFn>), String> {
     if handle.is_null() {
         return Err(dl_error());
     }
-    // SAFETY: looking up a symbol in the library just opened.
-    let f = unsafe { libc::dlsym(handle, symbol.as_ptr()) };
+    // SAFETY: looking up a symbol in the library just opened (opened RTLD_LOCAL: the handle's
+    // scope is the library and its dependencies, never another cell's library).
+    let mut f = unsafe { libc::dlsym(handle, cell_symbol.as_ptr()) };
+    if f.is_null() {
+        // SAFETY: as above.
+        f = unsafe { libc::dlsym(handle, symbol.as_ptr()) };
+    }
     if f.is_null() {
         return Err(dl_error());
     }
