@@ -2,13 +2,15 @@
 session and in an array session (a 100x100 array of f64 held), resident memory; rust-jit beside
 evcxr_jupyter in the same run, their cells alternating so both see the same machine.
 
-Usage: .venv/bin/python bench/kernel_bench.py [--evcxr PATH_TO_evcxr_jupyter] [--cells 20] [--variant NAME=VALUE]
+Usage: .venv/bin/python bench/kernel_bench.py [--evcxr PATH_TO_evcxr_jupyter] [--cells 20] [--variant NAME=VALUE] [--before PATH]
 `rust-jit` is installed first from RUST_JIT_KERNEL_BIN (default target/release/rust-jit-kernel), in a
 fresh cache; evcxr_jupyter (`cargo install evcxr_jupyter --version 0.22.0 --locked --root DIR`, then
 `--evcxr DIR/bin/evcxr_jupyter`) gets its kernelspec `rust` in a fresh directory on JUPYTER_PATH, and its
 array session `:dep ndarray` (the runtime's version). The trivial cells differ (`{i} + 1`), so no cache of
 compiled cells could answer them. `--variant NAME=VALUE` (repeatable) runs one more rust-jit kernel per
-variant, started with that variable set (an A/B in the same run, e.g. RUST_JIT_KERNEL_CELL_LINKER=cc).
+variant, started with that variable set (an A/B in the same run, e.g. RUST_JIT_KERNEL_CELL_LINKER=cc);
+`--before PATH` one more, `rust-jit before`, of another build of the kernel binary (installed, in the same
+cache, as the kernelspec `rust-jit-before`).
 Prints Markdown tables to paste into docs/benchmarks.md.
 """
 from __future__ import annotations
@@ -37,6 +39,16 @@ def install_evcxr(binary: Path) -> None:
     os.environ["JUPYTER_PATH"] = os.pathsep.join([str(where), *filter(None, os.environ.get("JUPYTER_PATH", "").split(os.pathsep))])
 
 
+def install_before(binary: Path) -> None:
+    """Another build of the kernel binary as the kernelspec `rust-jit-before`, first on JUPYTER_PATH
+    (its `install` builds its session crate in the same cache, as for a learner)."""
+    where = Path(tempfile.mkdtemp(prefix="rjk-bench-before-"))
+    env = {**os.environ, "JUPYTER_DATA_DIR": str(where)}
+    subprocess.run([str(binary), "install", "--user"], env=env, check=True, capture_output=True)
+    (where / "kernels/rust-jit").rename(where / "kernels/rust-jit-before")
+    os.environ["JUPYTER_PATH"] = os.pathsep.join([str(where), *filter(None, os.environ.get("JUPYTER_PATH", "").split(os.pathsep))])
+
+
 def trivial(kernels: dict, cells: int, offset: int) -> dict:
     """Round trips (to the execute_reply) of `cells` different trivial cells per kernel, alternating."""
     times = {name: [] for name in kernels}
@@ -58,10 +70,14 @@ def main() -> None:
     parser.add_argument("--cells", type=int, default=20)
     parser.add_argument("--report", type=Path, help="write the figures as JSON here")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=VALUE", help="also a rust-jit kernel started with NAME=VALUE")
+    parser.add_argument("--before", type=Path, help="also a rust-jit kernel of this kernel binary (an earlier build)")
     args = parser.parse_args()
     fresh_install("kernel-bench")
     # label -> (kernelspec, variables set for it)
     specs = {"rust-jit": ("rust-jit", {})} | {f"rust-jit {v}": ("rust-jit", dict([v.split("=", 1)])) for v in args.variant}
+    if args.before:
+        install_before(args.before)
+        specs["rust-jit before"] = ("rust-jit-before", {})
     if args.evcxr:
         install_evcxr(args.evcxr)
         specs["rust"] = ("rust", {})
@@ -75,7 +91,7 @@ def main() -> None:
             rss[name] = rss_mib(kernel_pid(kernels[name]))
         plain = trivial(kernels, args.cells, 2)
         for name, (spec, _) in specs.items():
-            if spec == "rust-jit":
+            if spec.startswith("rust-jit"):
                 kernels[name].ok(ARRAY)
         if "rust" in kernels:
             for cell in EVCXR_ARRAY:

@@ -14,7 +14,8 @@
 //! and `inputs` (the exit code, the files rustc read with the hash of their bytes, the variables
 //! it read), published whole ([`crate::cache::publish`]); the newest [`KEPT`] are kept.
 //! A call rustc did not finish (killed: an interrupt), or whose dependency file it did not write,
-//! is not kept. `RUST_JIT_KERNEL_CELL_CACHE=off` turns it off.
+//! is not kept. `RUST_JIT_KERNEL_CELL_CACHE=off` turns it off. A call rustc compiles is over, for
+//! the front, at rustc's note that it wrote the library ([`rustc_until_linked`]).
 
 use std::ffi::{OsStr, OsString};
 use std::hash::{Hash, Hasher};

@@ -172,3 +172,30 @@ fn the_libraries_a_call_links_are_found_in_its_arguments_and_sources() {
     let sources = ["fn f() { #[link(name = \"jit_f_1\")] unsafe extern \"C\" {} }".to_string()];
     assert_eq!(linked(&args, &sources), ["bar", "baz", "foo", "jit_f_1"]);
 }
+
+#[test]
+fn rustcs_outcome_is_taken_at_its_note_that_it_linked() {
+    let dir = std::env::temp_dir().join(format!("rjk-cell-cache-linked-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = |name: &str, body: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        path.into_os_string()
+    };
+    let link_note = r#"{"$message_type":"artifact","artifact":"/o/libctx.so","emit":"link"}"#;
+    let linked = script("linked", &format!("echo out; echo '{link_note}' >&2; sleep 2; echo late >&2; exit 3"));
+    let started = std::time::Instant::now();
+    let outcome = rustc_until_linked(&linked, &[]).unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_millis(1500), "not waited for: {:?}", started.elapsed());
+    assert_eq!((outcome.code, outcome.stdout.as_slice()), (Some(0), b"out\n".as_slice()));
+    assert_eq!(String::from_utf8_lossy(&outcome.stderr), format!("{link_note}\n"));
+    // No note (a failed compile, a call that links nothing): rustc's own end and status.
+    let failed = script("failed", r#"echo '{"$message_type":"artifact","artifact":"/o/ctx.d","emit":"dep-info"}' >&2; echo error >&2; exit 1"#);
+    let outcome = rustc_until_linked(&failed, &[]).unwrap();
+    assert_eq!(outcome.code, Some(1));
+    assert!(String::from_utf8_lossy(&outcome.stderr).ends_with("error\n"));
+    assert!(!wrote_library(br#"{"$message_type":"diagnostic","message":"\"emit\":\"link\"}"}"#));
+    let _ = std::fs::remove_dir_all(&dir);
+}
