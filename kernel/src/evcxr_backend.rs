@@ -181,8 +181,9 @@ impl EvcxrBackend {
             let pump = scope.spawn(move || pump_output(sink, main_tid, stdout, stderr, &host_lines, &done_rx));
             let mut callbacks = evcxr::EvalCallbacks { input_reader: &|request| answer(&request.prompt, request.is_password) };
             let result = ctx.execute_with_callbacks(code, &mut callbacks);
-            // A cell that did not compile did not run: no end-of-cell line comes.
-            let _ = done_tx.send(!matches!(result, Err(EvcxrError::CompilationErrors(_))));
+            // A cell that did not compile did not run, and a user process that died without a
+            // snapshot says nothing more: no end-of-cell line comes.
+            let _ = done_tx.send(!matches!(result, Err(EvcxrError::CompilationErrors(_) | EvcxrError::SubprocessTerminated(_))));
             let report = pump.join().unwrap_or_default();
             (result, report)
         })

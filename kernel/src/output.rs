@@ -29,10 +29,11 @@ use crate::user_process::{monotonic_ns, CELL_END, NO_SNAPSHOT, RESTORED, TOOK_OV
 /// How long stderr must stay quiet after a cell that did not run ends before its output is
 /// complete (cargo's lines from the kernel's own stderr are read by another thread).
 const STDERR_SETTLE: Duration = Duration::from_millis(5);
-/// How long, after a cell that ran, stderr may stay quiet before the user process's end-of-cell
-/// line ([`CELL_END`]: everything the cell wrote to stderr comes before it, and the snapshot for
-/// the next cell is taken): past it (a user process that died without a snapshot), the output
-/// is taken as complete.
+/// How long, after a cell that ran in a user process still there, stderr may stay quiet before
+/// the user process's end-of-cell line ([`CELL_END`]: everything the cell wrote to stderr comes
+/// before it, and the snapshot for the next cell is taken): past it (an interrupted build, which
+/// evcxr reports as it reports a cell's own error; a process killed after the cell ended), the
+/// output is taken as complete.
 const CELL_END_WAIT: Duration = Duration::from_millis(200);
 
 pub const BEGIN_DISPLAY: &str = "RJK_BEGIN_DISPLAY ";
