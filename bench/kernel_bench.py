@@ -31,12 +31,16 @@ ARRAY = "let a = Array2::<f64>::zeros((100, 100));"
 EVCXR_ARRAY = [':dep ndarray = "=0.17.2"', "use ndarray::prelude::*;\n" + ARRAY]
 
 
+def first_on_jupyter_path(where: Path) -> None:
+    os.environ["JUPYTER_PATH"] = os.pathsep.join([str(where), *filter(None, os.environ.get("JUPYTER_PATH", "").split(os.pathsep))])
+
+
 def install_evcxr(binary: Path) -> None:
     """evcxr_jupyter's kernelspec (`rust`) in a fresh directory, first on JUPYTER_PATH."""
     where = Path(tempfile.mkdtemp(prefix="rjk-bench-evcxr-"))
     env = {**os.environ, "JUPYTER_PATH": str(where)}
     subprocess.run([str(binary), "--install"], env=env, check=True, capture_output=True)
-    os.environ["JUPYTER_PATH"] = os.pathsep.join([str(where), *filter(None, os.environ.get("JUPYTER_PATH", "").split(os.pathsep))])
+    first_on_jupyter_path(where)
 
 
 def install_before(binary: Path) -> None:
@@ -46,7 +50,7 @@ def install_before(binary: Path) -> None:
     env = {**os.environ, "JUPYTER_DATA_DIR": str(where)}
     subprocess.run([str(binary), "install", "--user"], env=env, check=True, capture_output=True)
     (where / "kernels/rust-jit").rename(where / "kernels/rust-jit-before")
-    os.environ["JUPYTER_PATH"] = os.pathsep.join([str(where), *filter(None, os.environ.get("JUPYTER_PATH", "").split(os.pathsep))])
+    first_on_jupyter_path(where)
 
 
 def trivial(kernels: dict, cells: int, offset: int) -> dict:

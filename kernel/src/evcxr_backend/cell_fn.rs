@@ -6,12 +6,12 @@
 //! rustc's incremental compile instantiates and generates code again for every generic function
 //! that takes part (std's panic machinery, the store's `take_variable::<T>` for each variable...),
 //! though they did not change: ~13 ms of a trivial cell's rustc, ~22 ms with an array variable
-//! held, on 2 cores; and a new exported symbol in every cell changes the crate's exported symbols,
-//! which costs every cell's rustc another ~15-20 ms (docs/benchmarks.md). **The session crate's
-//! source is rewritten before rustc reads it**: the same function, on the same lines (compile
-//! errors keep evcxr's line numbers), named and exported as [`CELL_SYMBOL`], which the user
-//! process looks up in each cell's library (`user_process::load`; the name evcxr sends is the
-//! fallback, for a library built without the rewrite).
+//! held, on 2 cores (docs/benchmarks.md); and with N in the source, a cell run again unchanged is
+//! another rustc call, never a kept cell (`cell_cache`). **The session crate's source is rewritten
+//! before rustc reads it**: the same function, on the same lines (compile errors keep evcxr's line
+//! numbers), named and exported as [`CELL_SYMBOL`], which the user process looks up in each cell's
+//! library (`user_process::load`; the name evcxr sends is the fallback, for a library built
+//! without the rewrite).
 
 use crate::user_process::CELL_SYMBOL;
 

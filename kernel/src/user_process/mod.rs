@@ -32,7 +32,7 @@ const PANIC_NOTIFICATION: &str = "EVCXR_PANIC_NOTIFICATION";
 /// end-of-cell line on stdout). The kernel's output pump ends the cell with it
 /// (`output::pump_output`): whatever the cell wrote to stderr came before it, so nothing waits
 /// for the pipe to go quiet; the kernel replies only once a process killed between cells has
-/// a snapshot to take over; and the time tells it from the line of a cell it did not pump
+/// a snapshot to take over (within the pump's wait); and the time tells it from the line of a cell it did not pump
 /// (evcxr's own at start).
 pub const CELL_END: &str = "RJK_CELL_END ";
 
