@@ -312,6 +312,55 @@ def test_interrupt_during_a_compile_keeps_everything(fresh_kernel, tmp_path):
     assert k.result("kept_through_compile * 2") == "42"
 
 
+def processes() -> dict[int, tuple[str, int]]:
+    """Every process: pid -> (name, parent)."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        try:
+            stat = open(f"/proc/{entry}/stat").read() if entry.isdigit() else ""
+        except OSError:
+            continue
+        if stat:
+            found[int(entry)] = (stat[stat.index("(") + 1 : stat.rindex(")")], int(stat[stat.rindex(")") + 2 :].split()[1]))
+    return found
+
+
+def wait_for(what, seconds: float = 20.0):
+    deadline = time.monotonic() + seconds
+    while not (found := what()):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+    return found
+
+
+# A cell whose compile never ends (const evaluation, allowed to run long).
+ENDLESS_COMPILE = "#[allow(long_running_const_eval)]\nconst ENDLESS: u64 = { let mut i = 0u64; while i < u64::MAX { i += 1; } i };\nENDLESS"
+
+
+def test_cells_compile_in_forks_of_the_sessions_rustc_zygote_which_an_interrupt_spares(fresh_kernel):
+    # kernel/src/evcxr_backend/rustc_zygote.rs: one rustc per session, stopped before its main, forked per cell.
+    k = fresh_kernel
+    k.ok("let kept_through_compile = 21;")
+    kernel_pid = k.km.provisioner.pid
+    zygotes = [pid for pid, (name, parent) in processes().items() if parent == kernel_pid and name == "rjk-zygote"]
+    assert len(zygotes) == 1, processes()
+    zygote = zygotes[0]
+    msg_id = k.kc.execute(ENDLESS_COMPILE)
+    forks = lambda: [pid for pid, (name, parent) in processes().items() if parent == zygote and name == "rustc"]
+    wait_for(forks)
+    interrupted_at = time.perf_counter()
+    k.km.interrupt_kernel()
+    cell = k.wait(msg_id, timeout=10, code=ENDLESS_COMPILE)
+    assert cell.reply_at - interrupted_at < 2.0
+    assert_error(cell, "Interrupted", "Nothing was lost")
+    wait_for(lambda: not forks(), 5)
+    assert zygote in processes()
+    assert k.result("kept_through_compile * 2") == "42"
+    # The zygote ends with the kernel, however it ends.
+    os.kill(kernel_pid, 9)
+    wait_for(lambda: processes().get(zygote, ("gone", 0))[0] != "rjk-zygote", 5)
+
+
 def test_variables_of_std_types_written_by_std_macros_are_inferred(kernel):
     # rust-analyzer infers each new variable's type from the kernel's analysis sources, in which std's
     # macros lose their bodies, docs and stability attributes (kernel/src/analysis_src.rs): the impls those macros write

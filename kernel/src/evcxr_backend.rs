@@ -30,6 +30,7 @@ pub use cell_cache::DIR as KEPT_CELLS_DIR;
 mod prelude;
 mod registry;
 pub mod rustc_wrapper;
+pub mod rustc_zygote;
 
 /// Configures evcxr for a workspace slot: its `evcxr.toml` in `config` (plain cells at
 /// opt-level 0, cells built in `build`), named by `EVCXR_CONFIG_DIR` in this process's

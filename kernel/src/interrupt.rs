@@ -227,11 +227,14 @@ fn process(pid: u32) -> Option<Proc> {
 }
 
 /// Kills the compiles in progress: the live `cargo` and `rustc` children of `parent` (not the
-/// user process, nor the orphans this process adopts, e.g. mold's helper), with all their
-/// descendants. Returns how many there were.
+/// user process, nor the orphans this process adopts, e.g. mold's helper), and the rustc forks of
+/// its rustc zygote (`evcxr_backend::rustc_zygote`, which stays), with all their descendants.
+/// Returns how many there were.
 fn kill_compiles(parent: u32) -> usize {
-    let compiles: Vec<u32> = processes().iter().filter(|p| p.parent == parent && !p.zombie && (p.name == "cargo" || p.name == "rustc")).map(|p| p.pid).collect();
-    kill_with_descendants(compiles)
+    let all = processes();
+    let zygotes: Vec<u32> = all.iter().filter(|p| p.parent == parent && p.name == crate::evcxr_backend::rustc_zygote::NAME).map(|p| p.pid).collect();
+    let compile = |p: &&Proc| !p.zombie && (p.parent == parent && (p.name == "cargo" || p.name == "rustc") || zygotes.contains(&p.parent));
+    kill_with_descendants(all.iter().filter(compile).map(|p| p.pid).collect())
 }
 
 /// Kills every child of `parent` except `keep`, with all their descendants. Returns how many

@@ -98,6 +98,8 @@ pub fn prepare_environment(caches: &Caches, toolchain: &Toolchain) -> std::io::R
     let mut path = vec![toolchain.bin()];
     if let Some(front) = crate::evcxr_backend::cargo_front::prepare(&workspace.dir, &toolchain.bin(), &caches.own.join(crate::evcxr_backend::cargo_front::ANSWERS))? {
         path.insert(0, front);
+        // The rustc the cargo front's cells fork from (without the front, cargo starts rustc).
+        crate::evcxr_backend::rustc_zygote::start(caches, &toolchain.bin().join("rustc"), &workspace.build);
     }
     prepend_path("PATH", path);
     for (name, value) in crate::evcxr_backend::build_environment()? {

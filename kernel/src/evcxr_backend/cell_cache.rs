@@ -228,15 +228,13 @@ fn wrote_library(stderr: &[u8]) -> bool {
     stderr.split(|b| *b == b'\n').any(|line| line.starts_with(b"{\"$message_type\":\"artifact\"") && line.windows(14).any(|w| w == b"\"emit\":\"link\"}"))
 }
 
-/// Runs rustc and gives its outcome as soon as it has written the library ([`wrote_library`]): ~5 ms
+/// Runs rustc (a fork of the session's zygote: [`super::rustc_zygote`]) and gives its outcome as soon as it has written the library ([`wrote_library`]): ~5 ms
 /// before it ends, which a child of this process waits out, reading whatever rustc still writes
 /// (so that rustc never writes to a closed pipe); without that note, when rustc ends.
 fn rustc_until_linked(rustc: &OsStr, args: &[OsString]) -> std::io::Result<Outcome> {
     use std::os::fd::AsRawFd;
-    use std::process::Stdio;
-    let mut child = Command::new(rustc).args(args).stdin(Stdio::inherit()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
-    let (out, err) = (child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
-    let mut fds = [out.as_raw_fd(), err.as_raw_fd()];
+    let child = super::rustc_zygote::spawn(rustc, args)?;
+    let mut fds = [child.stdout.as_raw_fd(), child.stderr.as_raw_fd()];
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
     let mut buffer = [0u8; 65536];
     while fds.iter().any(|fd| *fd >= 0) {
@@ -262,7 +260,7 @@ fn rustc_until_linked(rustc: &OsStr, args: &[OsString]) -> std::io::Result<Outco
             return Ok(Outcome { code: Some(0), stdout, stderr });
         }
     }
-    Ok(Outcome { code: child.wait()?.code(), stdout, stderr })
+    Ok(Outcome { code: child.wait()?, stdout, stderr })
 }
 
 /// Reads `fds` to their end in a child of this process that holds nothing else (so that whoever
