@@ -361,6 +361,14 @@ def test_cells_compile_in_forks_of_the_sessions_rustc_zygote_which_an_interrupt_
     wait_for(lambda: processes().get(zygote, ("gone", 0))[0] != "rjk-zygote", 5)
 
 
+def test_without_the_rustc_zygote_cells_start_rustc_as_before():
+    with Kernel(env={**os.environ, "RUST_JIT_KERNEL_RUSTC_ZYGOTE": "off"}) as k:
+        assert k.result("40 + 2") == "42"
+        kernel_pid = k.km.provisioner.pid
+        assert not [pid for pid, (name, parent) in processes().items() if parent == kernel_pid and name == "rjk-zygote"]
+        assert k.result("let forty = 40;\nforty + 3") == "43"
+
+
 def test_variables_of_std_types_written_by_std_macros_are_inferred(kernel):
     # rust-analyzer infers each new variable's type from the kernel's analysis sources, in which std's
     # macros lose their bodies, docs and stability attributes (kernel/src/analysis_src.rs): the impls those macros write

@@ -84,7 +84,9 @@ pub fn std_sources_known() -> bool {
 /// - reserves a workspace slot ([`workspace::reserve`]); `EVCXR_CONFIG_DIR` holds an
 ///   `evcxr.toml` that sets opt-level 0 for plain cells and the build directory;
 /// - puts the toolchain's `bin` first on `PATH` (no rustup proxy in front of every cargo and
-///   rustc call), and before it the cargo front's ([`crate::evcxr_backend::cargo_front::prepare`]);
+///   rustc call), and before it the cargo front's ([`crate::evcxr_backend::cargo_front::prepare`]),
+///   whose cells' rustc are forks of the session's rustc zygote, started here
+///   ([`crate::evcxr_backend::rustc_zygote`]);
 ///   sets the build environment of evcxr's cargo ([`crate::evcxr_backend::build_environment`]),
 ///   which the cells do not inherit ([`crate::build_env`]); its libstd, the jit libraries' directories and the session's dependencies
 ///   (the runtime's `libjit-<hash>.so`) on `LD_LIBRARY_PATH` (the user process loads them from there);

@@ -37,11 +37,16 @@ const SOCKET_VAR: &str = "RJK_RUSTC_ZYGOTE";
 const ARGS_FILE: &str = "@/proc/self/fd/200";
 /// The first bytes of a request (`zygote.rs`).
 const MAGIC: u32 = 0x5a4a_4b52;
+/// `off`: no zygote; every rustc starts as before.
+pub const SWITCH_VAR: &str = "RUST_JIT_KERNEL_RUSTC_ZYGOTE";
 
-/// Starts the session's zygote for the toolchain's `rustc`, listening in `build` (the session
-/// crate's directory); its pid. `None` when there is no library, or it could not start (cells
-/// then start rustc as before).
+/// Starts the session's zygote for the toolchain's `rustc`, listening beside `build` (the
+/// session crate's directory, [`SOCKET`]); its pid. `None` when there is no library, or it could not start (cells
+/// then start rustc as before; [`SWITCH_VAR`] `off` too).
 pub fn start(caches: &Caches, rustc: &Path, build: &Path) -> Option<u32> {
+    if std::env::var_os(SWITCH_VAR).is_some_and(|v| v == "off") {
+        return None;
+    }
     let library = library(caches)?;
     let rustc = std::fs::canonicalize(rustc).ok()?;
     std::fs::create_dir_all(build).ok()?;
