@@ -1,5 +1,5 @@
-//! The binary's Rust allocator: mimalloc in the kernel's own roles (the kernel, the cargo front, the
-//! rustc wrapper), glibc's `malloc` in the user process.
+//! The binary's Rust allocator: mimalloc in the kernel, glibc's `malloc` in the user process and in
+//! the roles started for every cell (the cargo front, the rustc wrapper: [`short_lived`]).
 //!
 //! The kernel spends most of a start in rust-analyzer (evcxr's type inference of the cells'
 //! variables: parsing and expanding macros), which allocates and frees small trees all the time;
@@ -36,12 +36,29 @@ fn choice() -> u8 {
                 let value = libc::getenv(c"RUST_JIT_KERNEL_MIMALLOC".as_ptr());
                 !value.is_null() && std::ffi::CStr::from_ptr(value).to_bytes() == b"off"
             };
-            let choice = if user_process || off { SYSTEM } else { MIMALLOC };
+            let choice = if user_process || off || short_lived() { SYSTEM } else { MIMALLOC };
             // Two threads racing at the very first allocation both read the same environment.
             CHOICE.store(choice, Ordering::Relaxed);
             choice
         }
         choice => choice,
+    }
+}
+
+/// The roles started for every cell, which allocate little and end within milliseconds: the cargo
+/// front (started as `cargo`) and the rustc wrapper (`RJK_RUSTC_WRAPPER`, which cargo's
+/// environment carries). mimalloc's first allocations there touched memory the machine had not
+/// backed yet: 0.5 ms of a front's start usually, 6-20 ms in a third of the cells on a 2-core VM
+/// (`clear_page_erms` under `mi_manage_os_memory_ex2` and `mi_page_free_list_extend`,
+/// docs/benchmarks.md). Allocates nothing: glibc's name of the program, the environment.
+fn short_lived() -> bool {
+    unsafe extern "C" {
+        static program_invocation_short_name: *const libc::c_char;
+    }
+    // SAFETY: glibc sets the name (a C string) before `main`, and nothing changes it; getenv as above.
+    unsafe {
+        let name = program_invocation_short_name;
+        (!name.is_null() && std::ffi::CStr::from_ptr(name).to_bytes() == b"cargo") || !libc::getenv(c"RJK_RUSTC_WRAPPER".as_ptr()).is_null()
     }
 }
 
