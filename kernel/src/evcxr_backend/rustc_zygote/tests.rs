@@ -100,3 +100,15 @@ fn a_killed_fork_ends_without_an_exit_code() {
     unsafe { libc::kill(forks[0] as i32, libc::SIGKILL) };
     assert_eq!(rustc.wait().unwrap(), None);
 }
+
+#[test]
+fn the_kernel_and_the_library_agree_on_the_protocol() {
+    // The facts both sides of the socket need, written once each side: the library has no
+    // dependencies, not even on this crate.
+    let library = include_str!("../../../zygote/zygote.rs");
+    assert!(library.contains(&format!("const MAGIC: u32 = 0x{:04x}_{:04x};", MAGIC >> 16, MAGIC & 0xffff)), "MAGIC");
+    assert!(library.contains(&format!("const SOCKET_VAR: &str = \"{SOCKET_VAR}\";")), "SOCKET_VAR");
+    let fd = ARGS_FILE.strip_prefix("@/proc/self/fd/").expect("an fd");
+    assert!(library.contains(&format!("const ARGS_FD: c_int = {fd};")), "ARGS_FILE");
+    assert!(library.contains(&format!("PR_SET_NAME, c\"{NAME}\"")), "NAME");
+}
