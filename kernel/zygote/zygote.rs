@@ -40,6 +40,7 @@ const PR_SET_NAME: c_int = 15;
 const SYS_PIDFD_OPEN: c_long = 434;
 const EINTR: c_int = 4;
 const F_SETFD: c_int = 2;
+const SIGKILL: c_int = 9;
 const FD_CLOEXEC: c_int = 1;
 
 #[repr(C)]
@@ -100,6 +101,7 @@ unsafe extern "C" {
     fn fork() -> c_int;
     fn waitpid(pid: c_int, status: *mut c_int, options: c_int) -> c_int;
     fn getppid() -> c_int;
+    fn kill(pid: c_int, signal: c_int) -> c_int;
     fn getuid() -> c_uint;
     fn syscall(number: c_long, ...) -> c_long;
     fn close(fd: c_int) -> c_int;
@@ -182,10 +184,16 @@ fn serve(path: &[u8]) -> Served {
         if client < 0 {
             continue;
         }
-        let Some(request) = receive(client).filter(|r| same_user(client) && r.rustc == me) else {
-            send_i32(client, 0);
-            unsafe { close(client) };
-            continue;
+        let request = match receive(client) {
+            Some(request) if same_user(client) && request.rustc == me => request,
+            refused => {
+                for fd in refused.iter().flat_map(|r| &r.fds) {
+                    unsafe { close(*fd) };
+                }
+                send_i32(client, 0);
+                unsafe { close(client) };
+                continue;
+            }
         };
         match unsafe { fork() } {
             0 => {
@@ -209,9 +217,12 @@ fn serve(path: &[u8]) -> Served {
                 }
                 let pidfd = if pid > 0 { (unsafe { syscall(SYS_PIDFD_OPEN, pid, 0) }) as c_int } else { -1 };
                 if pidfd < 0 {
-                    // Not started (or not to be followed): the client starts rustc itself.
+                    // Not started, or not to be followed (then stopped): the client starts rustc itself.
                     if pid > 0 {
-                        unsafe { waitpid(pid, std::ptr::null_mut(), 0) };
+                        unsafe {
+                            kill(pid, SIGKILL);
+                            waitpid(pid, std::ptr::null_mut(), 0);
+                        }
                     }
                     send_i32(client, 0);
                     unsafe { close(client) };

@@ -79,7 +79,15 @@ fn a_fork_of_the_zygote_compiles_with_the_calls_arguments_directory_and_environm
 #[test]
 fn the_zygote_serves_only_a_call_of_its_own_rustc_and_what_an_argument_file_can_carry() {
     let zygote = Zygote::start("refuses");
+    let open_fds = || std::fs::read_dir(format!("/proc/{}/fd", zygote.pid)).unwrap().count();
+    let before = open_fds();
     assert!(zygote.run(Path::new("/bin/true"), &["--version"], &[]).is_none(), "another program");
+    // (The zygote closes its end of the connection just after answering.)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while open_fds() != before && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(open_fds(), before, "a refused request's descriptors are closed");
     assert!(zygote.run(&toolchain_rustc(), &["--cfg", "a\nb"], &[]).is_none(), "a newline in an argument");
     assert!(through_zygote(&zygote.dir.join("elsewhere.sock"), toolchain_rustc().as_os_str(), &[], &zygote.dir, std::iter::empty(), 0).is_none());
     // Still serving.
