@@ -14,9 +14,9 @@ from pathlib import Path
 # The client lives with the tests, which use it too (tests/ is pytest's import root there).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from kernel_client import BINARY, KERNEL_NAME, LESSON, ROOT, Cell, Kernel, execute_lesson, install  # noqa: E402
+from kernel_client import BINARY, KERNEL_NAME, LESSON, ROOT, Cell, Kernel, execute_lesson, first_on_jupyter_path, install  # noqa: E402
 
-__all__ = ["BINARY", "KERNEL_NAME", "LESSON", "ROOT", "Cell", "Kernel", "Worker", "execute_lesson", "fresh_install", "kernel", "kernel_pid", "lesson_fn", "machine", "rss_mib"]
+__all__ = ["BINARY", "KERNEL_NAME", "LESSON", "ROOT", "Cell", "Kernel", "Worker", "execute_lesson", "first_on_jupyter_path", "fresh_install", "kernel", "kernel_pid", "lesson_fn", "machine", "rss_mib"]
 
 # The lesson's function, `a_plus_tr_tanh_a`, after its signature; RANGE is the trace loop's range.
 LESSON_BODY = """(a: &Array2<f64>) -> Array2<f64> {

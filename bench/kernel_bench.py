@@ -24,15 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import fresh_install, kernel, kernel_pid, machine, rss_mib
+from benchlib import first_on_jupyter_path, fresh_install, kernel, kernel_pid, machine, rss_mib
 
 ARRAY = "let a = Array2::<f64>::zeros((100, 100));"
 # evcxr_jupyter has no ndarray of its own: the version the runtime uses (jit/runtime/Cargo.toml).
 EVCXR_ARRAY = [':dep ndarray = "=0.17.2"', "use ndarray::prelude::*;\n" + ARRAY]
-
-
-def first_on_jupyter_path(where: Path) -> None:
-    os.environ["JUPYTER_PATH"] = os.pathsep.join([str(where), *filter(None, os.environ.get("JUPYTER_PATH", "").split(os.pathsep))])
 
 
 def install_evcxr(binary: Path) -> None:

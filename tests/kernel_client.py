@@ -42,6 +42,12 @@ class Installed:
     stdout: str
 
 
+def first_on_jupyter_path(where: Path) -> None:
+    """Puts `where` (a directory with `kernels/`) first in JUPYTER_PATH."""
+    earlier = [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p]
+    os.environ["JUPYTER_PATH"] = os.pathsep.join([str(where), *earlier])
+
+
 def install(label: str, fresh_cache: bool = False) -> Installed:
     """Installs the `rust-jit` kernelspec of BINARY into a fresh prefix, put first in JUPYTER_PATH.
     `install` also builds the session crate and its dependencies, as it does for a learner. With
@@ -58,8 +64,7 @@ def install(label: str, fresh_cache: bool = False) -> Installed:
     done = subprocess.run([str(BINARY), "install", "--user"], capture_output=True, text=True, env=env)
     if done.returncode != 0 or "Built the session crate" not in done.stdout:
         raise RuntimeError(f"`{BINARY} install` failed (exit {done.returncode}):\n{done.stdout}\n{done.stderr}")
-    earlier = [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p]
-    os.environ["JUPYTER_PATH"] = os.pathsep.join([str(prefix / "share/jupyter"), *earlier])
+    first_on_jupyter_path(prefix / "share/jupyter")
     os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
     return Installed(prefix, cache, done.stdout)
 

@@ -46,7 +46,7 @@ fn choice() -> u8 {
 }
 
 /// The roles started for every cell, which allocate little and end within milliseconds: the cargo
-/// front (started as `cargo`) and the rustc wrapper (`RJK_RUSTC_WRAPPER`, which cargo's
+/// front (started as `cargo`) and the rustc wrapper (`rustc_wrapper::WRAPPER_VAR`, which cargo's
 /// environment carries). mimalloc's first allocations there touched memory the machine had not
 /// backed yet: 0.5 ms of a front's start usually, 6-20 ms in a third of the cells on a 2-core VM
 /// (`clear_page_erms` under `mi_manage_os_memory_ex2` and `mi_page_free_list_extend`,
@@ -58,7 +58,7 @@ fn short_lived() -> bool {
     // SAFETY: glibc sets the name (a C string) before `main`, and nothing changes it; getenv as above.
     unsafe {
         let name = program_invocation_short_name;
-        (!name.is_null() && std::ffi::CStr::from_ptr(name).to_bytes() == b"cargo") || !libc::getenv(c"RJK_RUSTC_WRAPPER".as_ptr()).is_null()
+        (!name.is_null() && std::ffi::CStr::from_ptr(name).to_bytes() == b"cargo") || !libc::getenv(crate::evcxr_backend::rustc_wrapper::WRAPPER_VAR.as_ptr()).is_null()
     }
 }
 

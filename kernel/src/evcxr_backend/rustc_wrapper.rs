@@ -17,8 +17,13 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Set in cargo's environment for the session's builds: this process is the rustc wrapper.
-const WRAPPER_VAR: &str = "RJK_RUSTC_WRAPPER";
+/// Set in cargo's environment for the session's builds: this process is the rustc wrapper (a C
+/// string: the allocator reads it before anything is allocated, `allocator::short_lived`).
+pub(crate) const WRAPPER_VAR: &std::ffi::CStr = c"RJK_RUSTC_WRAPPER";
+
+fn wrapper_var() -> &'static str {
+    WRAPPER_VAR.to_str().expect("an ASCII name")
+}
 /// evcxr's variable for "evcxr's own wrapper is wanted" (its `:cache`).
 const EVCXR_WRAPPER_VAR: &str = "EVCXR_RUSTC_WRAPPER";
 /// The runtime's crate name.
@@ -41,13 +46,13 @@ pub fn recorded_runtime(deps: &Path) -> Option<(PathBuf, std::time::SystemTime)>
 
 /// The variables of evcxr's build environment that make `binary` cargo's rustc wrapper.
 pub fn build_env(binary: &Path) -> [(&'static str, String); 2] {
-    [("RUSTC_WRAPPER", binary.display().to_string()), (WRAPPER_VAR, "1".to_string())]
+    [("RUSTC_WRAPPER", binary.display().to_string()), (wrapper_var(), "1".to_string())]
 }
 
 /// When this process is the rustc wrapper: compiles and exits. Otherwise returns (and evcxr's
 /// hook may take it, for evcxr's own wrapper).
 pub fn run_if_wrapper() {
-    if std::env::var_os(WRAPPER_VAR).is_none() {
+    if std::env::var_os(wrapper_var()).is_none() {
         return;
     }
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();

@@ -129,8 +129,8 @@ impl Rustc {
 }
 
 /// The request's body: NUL-separated rustc, directory, argument count, arguments, and the
-/// environment as `NAME=VALUE`s. `None` for what an `@file` cannot carry (a newline in an
-/// argument) or a field cannot (a NUL).
+/// environment as `NAME=VALUE`s (paths, arguments and variables hold no NUL). `None` when an
+/// argument has a newline, which an `@file` cannot carry.
 fn request(rustc: &Path, dir: &Path, args: &[OsString], env: impl Iterator<Item = (OsString, OsString)>) -> Option<Vec<u8>> {
     let mut body = Vec::new();
     let field = |bytes: &[u8], body: &mut Vec<u8>| {
