@@ -227,14 +227,22 @@ fn process(pid: u32) -> Option<Proc> {
 }
 
 /// Kills the compiles in progress: the live `cargo` and `rustc` children of `parent` (not the
-/// user process, nor the orphans this process adopts, e.g. mold's helper), and the rustc forks of
-/// its rustc zygote (`evcxr_backend::rustc_zygote`, which stays), with all their descendants.
-/// Returns how many there were.
+/// user process, nor the orphans this process adopts, e.g. mold's helper or the cargo front's
+/// reader of a rustc that linked), with all their descendants, and then the rustc forks of its
+/// rustc zygote (`evcxr_backend::rustc_zygote`, which stays). Returns how many compiles there were:
+/// a fork counts through its cargo front, which waits for it until it linked (a fork that runs
+/// on after that, finishing its incremental session, is not a compile of the cell, nor killed).
 fn kill_compiles(parent: u32) -> usize {
     let all = processes();
+    let compiles: Vec<u32> = all.iter().filter(|p| p.parent == parent && !p.zombie && (p.name == "cargo" || p.name == "rustc")).map(|p| p.pid).collect();
+    if compiles.is_empty() {
+        return 0;
+    }
     let zygotes: Vec<u32> = all.iter().filter(|p| p.parent == parent && p.name == crate::evcxr_backend::rustc_zygote::NAME).map(|p| p.pid).collect();
-    let compile = |p: &&Proc| !p.zombie && (p.parent == parent && (p.name == "cargo" || p.name == "rustc") || zygotes.contains(&p.parent));
-    kill_with_descendants(all.iter().filter(compile).map(|p| p.pid).collect())
+    let forks = all.iter().filter(|p| !p.zombie && zygotes.contains(&p.parent)).map(|p| p.pid);
+    let count = compiles.len();
+    kill_with_descendants(compiles.into_iter().chain(forks).collect());
+    count
 }
 
 /// Kills every child of `parent` except `keep`, with all their descendants. Returns how many

@@ -278,6 +278,9 @@ fn drain_in_background(fds: [i32; 2]) {
     // this process, rust-analyzer's parser's, may hold one).
     match unsafe { libc::fork() } {
         0 => unsafe {
+            // Not `cargo`: the kernel adopts it when the front ends, and it is no compile of a
+            // cell to an interrupt (`interrupt::kill_compiles`).
+            libc::prctl(libc::PR_SET_NAME, c"rjk-drain".as_ptr());
             let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
             for fd in 0..3 {
                 libc::dup2(null, fd);
